@@ -1,0 +1,22 @@
+/*
+ * cli: the command layer.  Only code under src/cli prints to stdout, reads
+ * options and chooses exit codes.  Exit codes (man cumulus(1)):
+ *   0 success, 1 failure (nothing committed), 2 usage error,
+ *   3 committed with warnings (some files skipped or damaged).
+ */
+#ifndef CUMULUS_CLI_H
+#define CUMULUS_CLI_H
+
+enum cli_exit {
+	CLI_OK = 0,
+	CLI_FAIL = 1,
+	CLI_USAGE = 2,
+	CLI_WARNINGS = 3
+};
+
+int cli_backup_main(int argc, char **argv);
+int cli_util_main(int argc, char **argv);
+int cli_sync_main(int argc, char **argv);
+int cli_store_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * fileio: complete reads/writes and the temp-file publish protocol.
+ * See fileio.h for the crash guarantees.
+ */
+#include "fileio.h"
+
+#include <sys/stat.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "err.h"
+
+int
+fileio_write_full(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			err_setp("write");
+			return -1;
+		}
+		if (w == 0) {
+			errno = ENOSPC;
+			err_setp("write");
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+ssize_t
+fileio_read_full(int fd, void *p, size_t n)
+{
+	char *c = p;
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, c + got, n - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err_setp("read");
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+ssize_t
+fileio_pread_full(int fd, void *p, size_t n, off_t off)
+{
+	char *c = p;
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, c + got, n - got, off + (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err_setp("read");
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int
+fileio_read_fd(int fd, struct buf *out)
+{
+	for (;;) {
+		ssize_t r;
+
+		if (buf_reserve(out, 65536))
+			return -1;
+		r = read(fd, out->data + out->len, 65536);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err_setp("read");
+			return -1;
+		}
+		if (r == 0)
+			break;
+		out->len += (size_t)r;
+		out->data[out->len] = '\0';
+	}
+	return 0;
+}
+
+int
+fileio_read_file(const char *path, struct buf *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0) {
+		err_setp("cannot open '%s'", path);
+		return -1;
+	}
+	rc = fileio_read_fd(fd, out);
+	if (rc)
+		err_prefix("'%s'", path);
+	close(fd);
+	return rc;
+}
+
+int
+fileio_tmp_open(struct fileio_tmp *t, const char *dir, const char *name)
+{
+	static const char hexd[] = "0123456789abcdef";
+	size_t n = strlen(name) + 32;
+
+	t->fd = -1;
+	t->tmpname = NULL;
+	t->name = strdup(name);
+	t->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (t->dirfd < 0) {
+		err_setp("cannot open directory '%s'", dir);
+		goto fail;
+	}
+	t->tmpname = malloc(n);
+	if (t->name == NULL || t->tmpname == NULL) {
+		err_set("out of memory");
+		goto fail;
+	}
+	for (int tries = 0; tries < 100; tries++) {
+		unsigned char rnd[6];
+		char suffix[13];
+		int ufd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+		if (ufd < 0 || fileio_read_full(ufd, rnd, sizeof(rnd)) != 6) {
+			if (ufd >= 0)
+				close(ufd);
+			err_setp("cannot read /dev/urandom");
+			goto fail;
+		}
+		close(ufd);
+		for (int i = 0; i < 6; i++) {
+			suffix[2 * i] = hexd[rnd[i] >> 4];
+			suffix[2 * i + 1] = hexd[rnd[i] & 15];
+		}
+		suffix[12] = '\0';
+		snprintf(t->tmpname, n, ".tmp.%s.%s", name, suffix);
+		t->fd = openat(t->dirfd, t->tmpname,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (t->fd >= 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	err_setp("cannot create a temporary file in '%s'", dir);
+fail:
+	if (t->dirfd >= 0)
+		close(t->dirfd);
+	free(t->tmpname);
+	free(t->name);
+	t->dirfd = -1;
+	t->tmpname = t->name = NULL;
+	return -1;
+}
+
+static void
+tmp_release(struct fileio_tmp *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->dirfd >= 0)
+		close(t->dirfd);
+	free(t->tmpname);
+	free(t->name);
+	t->fd = t->dirfd = -1;
+	t->tmpname = t->name = NULL;
+}
+
+void
+fileio_tmp_abort(struct fileio_tmp *t)
+{
+	if (t->dirfd >= 0 && t->tmpname)
+		unlinkat(t->dirfd, t->tmpname, 0);
+	tmp_release(t);
+}
+
+int
+fileio_tmp_commit(struct fileio_tmp *t, bool noreplace)
+{
+	int fd = t->fd;
+
+	/* The data must be on disk before the name points at it. */
+	if (fsync(fd)) {
+		err_setp("fsync '%s'", t->name);
+		goto fail;
+	}
+	t->fd = -1;
+	if (close(fd)) {
+		err_setp("close '%s'", t->name);
+		goto fail;
+	}
+	if (noreplace) {
+		/*
+		 * linkat refuses to clobber an existing file; the temp name is
+		 * removed after, so a crash between leaves only a temp file.
+		 */
+		if (linkat(t->dirfd, t->tmpname, t->dirfd, t->name, 0)) {
+			if (errno == EEXIST) {
+				err_setp("'%s'", t->name);
+				goto fail;
+			}
+			if (renameat2(t->dirfd, t->tmpname, t->dirfd, t->name,
+				RENAME_NOREPLACE)) {
+				err_setp("cannot publish '%s'", t->name);
+				goto fail;
+			}
+		} else {
+			unlinkat(t->dirfd, t->tmpname, 0);
+		}
+	} else if (renameat(t->dirfd, t->tmpname, t->dirfd, t->name)) {
+		err_setp("cannot rename into '%s'", t->name);
+		goto fail;
+	}
+	/* The new directory entry must be durable before we report success. */
+	if (fsync(t->dirfd)) {
+		err_setp("fsync of the directory of '%s'", t->name);
+		tmp_release(t);
+		return -1;
+	}
+	tmp_release(t);
+	return 0;
+fail:
+	fileio_tmp_abort(t);
+	return -1;
+}
+
+int
+fileio_publish(const char *dir, const char *name, const void *p, size_t n,
+    bool noreplace)
+{
+	struct fileio_tmp t;
+
+	if (fileio_tmp_open(&t, dir, name))
+		return -1;
+	if (fileio_write_full(t.fd, p, n)) {
+		err_prefix("'%s/%s'", dir, name);
+		fileio_tmp_abort(&t);
+		return -1;
+	}
+	return fileio_tmp_commit(&t, noreplace);
+}
+
+int
+fileio_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		err_setp("cannot open directory '%s'", dir);
+		return -1;
+	}
+	if (fsync(fd)) {
+		err_setp("fsync '%s'", dir);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int
+fileio_clean_temps(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, ".tmp.", 5) == 0 &&
+		    unlinkat(dirfd(d), e->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}

@@ -1,0 +1,60 @@
+/*
+ * fileio: complete reads and writes, and durable publication of files.
+ *
+ * Every loop here retries on EINTR and short counts.  Files reach their
+ * final name by the publish protocol: write a temp file in the same
+ * directory, fsync it, close it, link or rename it to its name, fsync the
+ * directory.  A crash at any point leaves either no file of that name or
+ * the complete file, plus at most a ".tmp.*" file that fileio_clean_temps()
+ * removes.
+ */
+#ifndef CUMULUS_FILEIO_H
+#define CUMULUS_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct buf;
+
+/* Write all ${n} bytes.  0, or -1 (error recorded; a 0-byte write is ENOSPC). */
+int fileio_write_full(int fd, const void *p, size_t n);
+/* Read up to ${n} bytes, stopping early only at EOF.  Count, or -1. */
+ssize_t fileio_read_full(int fd, void *p, size_t n);
+/* pread version of fileio_read_full. */
+ssize_t fileio_pread_full(int fd, void *p, size_t n, off_t off);
+/* Append the whole file ${path} to ${out} (bounded by out->max).  0 or -1. */
+int fileio_read_file(const char *path, struct buf *out);
+/* Append everything readable from ${fd} to ${out}.  0 or -1. */
+int fileio_read_fd(int fd, struct buf *out);
+
+/*
+ * A file being written under a temporary name in directory ${dir}.  Once
+ * committed it carries its final name; aborted, it is gone.
+ */
+struct fileio_tmp {
+	int fd;
+	int dirfd;
+	char *tmpname;
+	char *name;
+};
+
+/* Create a temp file for ${name} in ${dir}.  0 or -1. */
+int fileio_tmp_open(struct fileio_tmp *t, const char *dir, const char *name);
+/*
+ * fsync, close, publish under the final name and fsync the directory.
+ * With ${noreplace}, an existing file of that name is an error (EEXIST).
+ * Always releases ${t}.  0 or -1.
+ */
+int fileio_tmp_commit(struct fileio_tmp *t, bool noreplace);
+/* Remove the temp file and release ${t}.  Safe after a failed commit. */
+void fileio_tmp_abort(struct fileio_tmp *t);
+/* Write ${n} bytes as file ${dir}/${name} through the publish protocol. */
+int fileio_publish(const char *dir, const char *name, const void *p, size_t n,
+    bool noreplace);
+/* fsync the directory ${dir}.  0 or -1. */
+int fileio_fsync_dir(const char *dir);
+/* Remove leftover ".tmp.*" files in ${dir}; returns how many. */
+int fileio_clean_temps(const char *dir);
+
+#endif

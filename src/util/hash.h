@@ -1,0 +1,49 @@
+/*
+ * hash: the checksums of the Cumulus format, "<algorithm>=<lowercase hex>".
+ *
+ * sha1, sha224 and sha256 are understood; our writer uses sha256 for
+ * objects and files, and sha1 for the .sha1sums side file.
+ */
+#ifndef CUMULUS_HASH_H
+#define CUMULUS_HASH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum hash_alg { HASH_SHA1, HASH_SHA224, HASH_SHA256 };
+
+/* Longest "<alg>=<hex>" string plus NUL. */
+#define HASH_STR_MAX 72
+/* Largest raw digest. */
+#define HASH_DIGEST_MAX 32
+
+struct hash {
+	enum hash_alg alg;
+	void *ctx; /* EVP_MD_CTX */
+};
+
+/* Start a hash.  0, or -1 (error recorded). */
+int hash_init(struct hash *h, enum hash_alg alg);
+void hash_update(struct hash *h, const void *p, size_t n);
+/* Finish into ${out} as "<alg>=<hex>" and release.  0 or -1. */
+int hash_final(struct hash *h, char out[HASH_STR_MAX]);
+/* Finish into the raw ${digest} (returns its length) and release. -1 error */
+int hash_final_raw(struct hash *h, unsigned char digest[HASH_DIGEST_MAX]);
+/* Release without a result (NULL-safe on ctx). */
+void hash_abort(struct hash *h);
+/* One-shot: checksum string of ${n} bytes.  0 or -1. */
+int hash_buffer(enum hash_alg alg, const void *p, size_t n,
+    char out[HASH_STR_MAX]);
+/* The name "sha1"/"sha224"/"sha256". */
+const char *hash_name(enum hash_alg alg);
+/* Digest length in bytes. */
+size_t hash_size(enum hash_alg alg);
+/*
+ * Parse the algorithm of "<alg>=<hex>" into ${alg}; checks that the hex part
+ * has the right length and digits.  0, or -1 (error recorded).
+ */
+int hash_parse(const char *s, enum hash_alg *alg);
+/* Write 2*n lowercase hex digits of ${p} and a NUL into ${out}. */
+void hash_hex(const unsigned char *p, size_t n, char *out);
+
+#endif
