@@ -163,7 +163,7 @@ fileio_tmp_open(struct fileio_tmp *t, const char *dir, const char *name)
 		suffix[12] = '\0';
 		snprintf(t->tmpname, n, ".tmp.%s.%s", name, suffix);
 		t->fd = openat(t->dirfd, t->tmpname,
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 		if (t->fd >= 0)
 			return 0;
 		if (errno != EEXIST)

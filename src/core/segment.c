@@ -1,0 +1,426 @@
+/*
+ * segment: the segment writer (see segment.h).
+ *
+ * Durability: a segment's bytes go to a temp file in the store; at close
+ * the tar trailer is written, the compressor or filter finishes, the file
+ * is hashed, and store_writer_commit() publishes it (fsync, link without
+ * replacing, directory fsync).  Only then does the close callback run, so
+ * the caller never records a segment the store does not hold.  A crash
+ * before that leaves a ".tmp.*" file and nothing else.
+ */
+#include "segment.h"
+
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uuid/uuid.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameProgression */
+#include <zstd.h>
+
+#include "err.h"
+#include "fileio.h"
+#include "run.h"
+#include "store.h"
+#include "tar.h"
+
+#define MAX_GROUPS 64
+#define OUTBUF_SIZE ((size_t)1 << 17)
+
+struct open_segment {
+	char uuid[SEGMENT_UUID_LEN + 1];
+	char *name;
+	struct store_writer *sw;
+	int fd;
+	uint64_t next_seq;
+	uint64_t data_size;
+	uint64_t raw_bytes; /* tar bytes produced */
+	uint64_t stored;    /* bytes written to the file (zstd mode) */
+	struct hash sha1, sha256;
+	int pipe_fd; /* filter mode: the filter's stdin */
+	pid_t pid;
+};
+
+struct group {
+	char *name;
+	struct open_segment *seg;
+	ZSTD_CCtx *cctx;
+	uint64_t raw_total;
+	uint64_t stored_total;
+};
+
+struct segment_writer {
+	struct store *store;
+	char *filter;
+	char *ext;
+	uint64_t target;
+	int level;
+	int threads;
+	segment_closed_fn *cb;
+	void *cb_arg;
+	struct group groups[MAX_GROUPS];
+	size_t ngroups;
+	unsigned char *outbuf;
+};
+
+int
+segment_writer_open(struct store *st, const struct segment_config *cfg,
+    segment_closed_fn *cb, void *arg, struct segment_writer **out)
+{
+	struct segment_writer *w = calloc(1, sizeof(*w));
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	*out = NULL;
+	if (w == NULL)
+		goto oom;
+	w->store = st;
+	w->cb = cb;
+	w->cb_arg = arg;
+	w->target = cfg->target_size ? cfg->target_size : SEGMENT_DEFAULT_TARGET;
+	w->level = cfg->zstd_level ? cfg->zstd_level : 3;
+	w->threads = cfg->threads > 0 ? cfg->threads : (int)(cores > 0 ? cores : 1);
+	if (cfg->filter && cfg->filter[0]) {
+		w->filter = strdup(cfg->filter);
+		if (w->filter == NULL)
+			goto oom;
+	}
+	w->ext = strdup(cfg->extension ? cfg->extension
+					: (w->filter ? "" : ".zst"));
+	w->outbuf = malloc(OUTBUF_SIZE);
+	if (w->ext == NULL || w->outbuf == NULL)
+		goto oom;
+	*out = w;
+	return 0;
+oom:
+	segment_writer_free(w);
+	err_set("out of memory");
+	return -1;
+}
+
+static struct group *
+find_group(struct segment_writer *w, const char *name)
+{
+	for (size_t i = 0; i < w->ngroups; i++)
+		if (strcmp(w->groups[i].name, name) == 0)
+			return &w->groups[i];
+	if (w->ngroups == MAX_GROUPS) {
+		err_set("too many segment groups");
+		return NULL;
+	}
+	w->groups[w->ngroups].name = strdup(name);
+	if (w->groups[w->ngroups].name == NULL) {
+		err_set("out of memory");
+		return NULL;
+	}
+	return &w->groups[w->ngroups++];
+}
+
+static int
+zstd_check(size_t r)
+{
+	if (ZSTD_isError(r)) {
+		err_set("zstd: %s", ZSTD_getErrorName(r));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+emit(struct open_segment *s, const void *p, size_t n)
+{
+	if (fileio_write_full(s->fd, p, n)) {
+		err_prefix("writing segment %s", s->uuid);
+		return -1;
+	}
+	hash_update(&s->sha1, p, n);
+	hash_update(&s->sha256, p, n);
+	s->stored += n;
+	return 0;
+}
+
+/* Feed ${n} tar bytes to the compressor or the filter. */
+static int
+seg_write(struct segment_writer *w, struct group *g, const void *p, size_t n,
+    ZSTD_EndDirective mode)
+{
+	struct open_segment *s = g->seg;
+	ZSTD_inBuffer in = { p, n, 0 };
+
+	s->raw_bytes += n;
+	g->raw_total += n;
+	if (w->filter) {
+		if (fileio_write_full(s->pipe_fd, p, n)) {
+			err_prefix("writing to filter '%s'", w->filter);
+			return -1;
+		}
+		return 0;
+	}
+	for (;;) {
+		ZSTD_outBuffer out = { w->outbuf, OUTBUF_SIZE, 0 };
+		size_t left = ZSTD_compressStream2(g->cctx, &out, &in, mode);
+
+		if (zstd_check(left) || emit(s, w->outbuf, out.pos))
+			return -1;
+		if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
+			return 0;
+	}
+}
+
+static int
+seg_open(struct segment_writer *w, struct group *g)
+{
+	struct open_segment *s = calloc(1, sizeof(*s));
+	uuid_t u;
+	int pfd[2] = { -1, -1 };
+
+	if (s == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	s->fd = s->pipe_fd = -1;
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, s->uuid);
+	if (asprintf(&s->name, "%s.tar%s", s->uuid, w->ext) < 0) {
+		s->name = NULL;
+		err_set("out of memory");
+		goto fail;
+	}
+	if (hash_init(&s->sha1, HASH_SHA1) || hash_init(&s->sha256, HASH_SHA256))
+		goto fail;
+	if (store_create(w->store, s->name, &s->sw))
+		goto fail;
+	s->fd = store_writer_fd(s->sw);
+	if (w->filter) {
+		if (pipe2(pfd, O_CLOEXEC)) {
+			err_setp("pipe");
+			goto fail;
+		}
+		if (run_spawn_sh(w->filter, pfd[0], s->fd, &s->pid))
+			goto fail;
+		close(pfd[0]);
+		s->pipe_fd = pfd[1];
+	} else {
+		if (g->cctx == NULL) {
+			g->cctx = ZSTD_createCCtx();
+			if (g->cctx == NULL) {
+				err_set("out of memory");
+				goto fail;
+			}
+		}
+		ZSTD_CCtx_reset(g->cctx, ZSTD_reset_session_only);
+		if (zstd_check(ZSTD_CCtx_setParameter(g->cctx,
+			ZSTD_c_compressionLevel, w->level)) ||
+		    zstd_check(ZSTD_CCtx_setParameter(g->cctx,
+			ZSTD_c_checksumFlag, 1)))
+			goto fail;
+		/* Worker threads make compression overlap our reading; a
+		 * libzstd built without them just compresses inline. */
+		if (w->threads > 1 &&
+		    !ZSTD_isError(ZSTD_CCtx_setParameter(g->cctx,
+			ZSTD_c_nbWorkers, w->threads)))
+			ZSTD_CCtx_setParameter(g->cctx, ZSTD_c_jobSize, 1 << 20);
+	}
+	g->seg = s;
+	return 0;
+fail:
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	store_writer_abort(s->sw);
+	hash_abort(&s->sha1);
+	hash_abort(&s->sha256);
+	free(s->name);
+	free(s);
+	return -1;
+}
+
+static void
+seg_free(struct open_segment *s)
+{
+	if (s == NULL)
+		return;
+	if (s->pipe_fd >= 0)
+		close(s->pipe_fd);
+	if (s->pid > 0)
+		run_wait(s->pid, "filter");
+	store_writer_abort(s->sw);
+	hash_abort(&s->sha1);
+	hash_abort(&s->sha256);
+	free(s->name);
+	free(s);
+}
+
+/* Hash what a filter wrote: we did not see those bytes go by. */
+static int
+hash_file(struct open_segment *s)
+{
+	unsigned char *b = malloc(OUTBUF_SIZE);
+	off_t off = 0;
+
+	if (b == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (;;) {
+		ssize_t r = fileio_pread_full(s->fd, b, OUTBUF_SIZE, off);
+
+		if (r < 0) {
+			free(b);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		hash_update(&s->sha1, b, (size_t)r);
+		hash_update(&s->sha256, b, (size_t)r);
+		off += r;
+	}
+	free(b);
+	s->stored = (uint64_t)off;
+	return 0;
+}
+
+static int
+seg_close(struct segment_writer *w, struct group *g)
+{
+	static const unsigned char trailer[2 * TAR_BLOCK];
+	struct open_segment *s = g->seg;
+	struct segment_info info;
+	struct store_writer *sw;
+	int rc;
+
+	if (seg_write(w, g, trailer, sizeof(trailer),
+		w->filter ? ZSTD_e_continue : ZSTD_e_end))
+		return -1;
+	if (w->filter) {
+		close(s->pipe_fd);
+		s->pipe_fd = -1;
+		rc = run_wait(s->pid, w->filter);
+		s->pid = 0;
+		if (rc) {
+			err_prefix("segment filter");
+			return -1;
+		}
+		if (hash_file(s))
+			return -1;
+	}
+	memset(&info, 0, sizeof(info));
+	memcpy(info.uuid, s->uuid, sizeof(info.uuid));
+	info.name = s->name;
+	info.group = g->name;
+	info.objects = s->next_seq;
+	info.data_size = s->data_size;
+	info.disk_size = s->stored;
+	if (hash_final(&s->sha1, info.sha1) || hash_final(&s->sha256, info.sha256))
+		return -1;
+	/* Publish: after this the segment is durable under its name. */
+	sw = s->sw;
+	s->sw = NULL;
+	if (store_writer_commit(sw, true))
+		return -1;
+	g->stored_total += s->stored;
+	rc = w->cb ? w->cb(w->cb_arg, &info) : 0;
+	free(s->name);
+	free(s);
+	g->seg = NULL;
+	return rc;
+}
+
+static uint64_t
+estimate_stored(struct segment_writer *w, struct group *g)
+{
+	struct open_segment *s = g->seg;
+	uint64_t est;
+
+	if (w->filter) {
+		struct stat sb;
+
+		est = fstat(s->fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	} else {
+		/* Worker threads hold data not yet compressed: count it at the
+		 * ratio seen so far. */
+		ZSTD_frameProgression p = ZSTD_getFrameProgression(g->cctx);
+		uint64_t pending = p.ingested - p.consumed;
+
+		est = s->stored + (p.produced - p.flushed);
+		if (p.consumed > 0)
+			est += (uint64_t)((double)pending * (double)p.produced /
+			    (double)p.consumed);
+		else
+			est += pending;
+	}
+	if (s->raw_bytes / 128 > est)
+		est = s->raw_bytes / 128;
+	return est;
+}
+
+int
+segment_add(struct segment_writer *w, const char *group, const void *data,
+    size_t len, char uuid[SEGMENT_UUID_LEN + 1], uint64_t *seq)
+{
+	static const unsigned char zeros[TAR_BLOCK];
+	struct group *g = find_group(w, group);
+	unsigned char hdr[TAR_BLOCK];
+	char name[64];
+	struct open_segment *s;
+
+	if (g == NULL)
+		return -1;
+	if (g->seg == NULL && seg_open(w, g))
+		return -1;
+	s = g->seg;
+	snprintf(name, sizeof(name), "%s/%08llx", s->uuid,
+	    (unsigned long long)s->next_seq);
+	if (tar_header(hdr, name, len, (int64_t)time(NULL)) ||
+	    seg_write(w, g, hdr, sizeof(hdr), ZSTD_e_continue) ||
+	    seg_write(w, g, data, len, ZSTD_e_continue) ||
+	    seg_write(w, g, zeros, tar_padding(len), ZSTD_e_continue))
+		return -1;
+	memcpy(uuid, s->uuid, SEGMENT_UUID_LEN + 1);
+	*seq = s->next_seq++;
+	s->data_size += len;
+	if (estimate_stored(w, g) >= w->target)
+		return seg_close(w, g);
+	return 0;
+}
+
+int
+segment_writer_finish(struct segment_writer *w)
+{
+	for (size_t i = 0; i < w->ngroups; i++)
+		if (w->groups[i].seg && seg_close(w, &w->groups[i]))
+			return -1;
+	return 0;
+}
+
+void
+segment_writer_free(struct segment_writer *w)
+{
+	if (w == NULL)
+		return;
+	for (size_t i = 0; i < w->ngroups; i++) {
+		seg_free(w->groups[i].seg);
+		ZSTD_freeCCtx(w->groups[i].cctx);
+		free(w->groups[i].name);
+	}
+	free(w->filter);
+	free(w->ext);
+	free(w->outbuf);
+	free(w);
+}
+
+void
+segment_writer_stats(const struct segment_writer *w,
+    void (*fn)(void *arg, const char *group, uint64_t raw, uint64_t stored),
+    void *arg)
+{
+	for (size_t i = 0; i < w->ngroups; i++)
+		fn(arg, w->groups[i].name, w->groups[i].raw_total,
+		    w->groups[i].stored_total);
+}
