@@ -25,10 +25,14 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 PROGS := cumulus cumulus-util cumulus-sync cumulus-store
+BUILD_LINKS := $(addprefix $(BUILD)/,cumulus-util cumulus-sync cumulus-store)
 
-.PHONY: all clean check install demo fuzz bench sanitize
-all: $(PROGS) $(UNIT_BIN) $(FUZZ_REPLAY)
+.PHONY: all build-all clean check install demo fuzz fuzz-bin bench sanitize
+all: $(PROGS) build-all
+# Everything tests/run.sh $(BUILD) runs, kept inside $(BUILD).
+build-all: $(BUILD)/cumulus $(BUILD_LINKS) $(UNIT_BIN) $(FUZZ_REPLAY)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -45,20 +49,29 @@ cumulus: $(BUILD)/cumulus
 	cp $< $@
 cumulus-util cumulus-sync cumulus-store: cumulus
 	ln -sf cumulus $@
+$(BUILD_LINKS): $(BUILD)/cumulus
+	ln -sf cumulus $@
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/tap.h $(BUILD)/libcumulus.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libcumulus.a $(LDLIBS)
 
-$(BUILD)/tests/replay_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libcumulus.a
+$(BUILD)/tests/replay_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(BUILD)/libcumulus.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay.c $(BUILD)/libcumulus.a $(LDLIBS)
+
+# libFuzzer binaries: tests/fuzz/run-fuzzers.sh builds them with BUILD=build-fuzz
+# CC=clang and CFLAGS including -fsanitize=fuzzer-no-link.
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libcumulus.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libcumulus.a $(LDLIBS)
+fuzz-bin: $(FUZZ_BIN)
 
 check: all
 	@bash tests/run.sh $(BUILD)
 
 sanitize:
-	$(MAKE) BUILD=build-san CC=clang CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' all
+	$(MAKE) BUILD=build-san CC=clang CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' build-all
 	cp build-san/cumulus cumulus-san
 
 fuzz:
@@ -79,6 +92,6 @@ install: $(PROGS)
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
-	rm -rf build build-san $(PROGS) cumulus-san
+	rm -rf build build-san build-fuzz $(PROGS) cumulus-san
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
