@@ -1,0 +1,1080 @@
+/*
+ * restore: recreate a snapshot under DEST (see restore.h).
+ */
+#include "restore.h"
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "err.h"
+#include "escape.h"
+#include "fileio.h"
+#include "meta.h"
+#include "snapshot.h"
+
+/* Longest decoded name we accept (deep trees are fine, absurd ones not). */
+#define NAME_MAX_BYTES ((size_t)1 << 20)
+
+struct rst {
+	struct snapshot *s;
+	const struct restore_opts *o;
+	int destfd;
+	sqlite3 *db;
+	int failed;
+	bool root; /* running as root: restore ownership */
+	/* The walker's cached parent directory. */
+	struct buf cache_path;
+	int cache_fd;
+	/* The last parent path known to contain no non-directory. */
+	struct buf ok_parent;
+	int64_t ord;
+};
+
+/* ---- messages ---- */
+
+static void
+warnf(struct rst *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+warnf(struct rst *r, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	r->failed++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (r->o->warn)
+		r->o->warn(r->o->arg, msg);
+}
+
+/* A printable form of a name: the metadata %-encoding, shortened. */
+static const char *
+shown(const char *p, size_t n, struct buf *tmp)
+{
+	buf_init(tmp, 2048);
+	if (escape_encode(tmp, p, n > 600 ? 600 : n) ||
+	    (n > 600 && buf_puts(tmp, "...")))
+		return "(unprintable)";
+	return buf_str(tmp);
+}
+
+/* ---- SQLite helpers ---- */
+
+static int
+db_exec(struct rst *r, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(r->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		err_set("temporary database: %s", msg ? msg : "error");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static sqlite3_stmt *
+db_prep(struct rst *r, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		err_set("temporary database: %s", sqlite3_errmsg(r->db));
+		return NULL;
+	}
+	return st;
+}
+
+static int
+db_err(struct rst *r)
+{
+	err_set("temporary database: %s", sqlite3_errmsg(r->db));
+	return -1;
+}
+
+/* ---- walking under DEST ---- */
+
+/*
+ * Open the directory holding ${path} (${n} bytes, validated components),
+ * creating missing directories (mode 0700) when ${create}.  Returns a
+ * descriptor owned by the walker (valid until the next walk) and the base
+ * name in *base (NUL-terminated copy in ${scratch}), or -1.
+ */
+static int
+walk_parent(struct rst *r, const char *path, size_t n, bool create,
+    struct buf *scratch, const char **base)
+{
+	size_t plen = 0;
+	char *p;
+	int cur;
+
+	buf_reset(scratch);
+	if (buf_append(scratch, path, n))
+		return -1;
+	p = scratch->data;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] == '/')
+			plen = i;
+	if (plen == 0 && p[0] != '/') {
+		*base = p;
+		if (memchr(p, '/', n) == NULL)
+			return r->destfd;
+	}
+	*base = p + plen + 1;
+	if (r->cache_fd >= 0 && r->cache_path.len == plen &&
+	    memcmp(r->cache_path.data, p, plen) == 0)
+		return r->cache_fd;
+	if (r->cache_fd >= 0)
+		close(r->cache_fd);
+	r->cache_fd = -1;
+	buf_reset(&r->cache_path);
+	p[plen] = '\0';
+	cur = r->destfd;
+	for (char *comp = p; comp;) {
+		char *slash = strchr(comp, '/');
+		int fd;
+
+		if (slash)
+			*slash = '\0';
+		fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && create) {
+			if (mkdirat(cur, comp, 0700) && errno != EEXIST)
+				goto fail;
+			fd = openat(cur, comp, O_RDONLY | O_DIRECTORY |
+				O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (fd < 0) {
+			if (errno == ELOOP || errno == ENOTDIR)
+				err_set("a parent is not a directory (a symlink "
+					"or a file)");
+			else
+				err_setp("cannot enter a parent directory");
+			goto fail;
+		}
+		if (cur != r->destfd)
+			close(cur);
+		cur = fd;
+		if (slash)
+			*slash = '/';
+		comp = slash ? slash + 1 : NULL;
+	}
+	p[plen] = '/';
+	if (buf_append(&r->cache_path, path, plen))
+		goto fail;
+	r->cache_fd = cur;
+	return cur;
+fail:
+	if (cur != r->destfd)
+		close(cur);
+	return -1;
+}
+
+/* ---- names ---- */
+
+/*
+ * Decode and check a stored name: no leading '/', no empty, "." or ".."
+ * component, no NUL byte.  "." alone is the root.  0 or -1.
+ */
+static int
+decode_name(const char *enc, size_t n, struct buf *out)
+{
+	const char *p, *end;
+
+	buf_reset(out);
+	if (escape_decode(out, enc, n))
+		return -1;
+	if (out->len == 0 || memchr(out->data, '\0', out->len)) {
+		err_set("empty name or name with a NUL byte");
+		return -1;
+	}
+	if (out->len == 1 && out->data[0] == '.')
+		return 0;
+	if (out->data[0] == '/') {
+		err_set("absolute name");
+		return -1;
+	}
+	p = out->data;
+	end = p + out->len;
+	while (p <= end) {
+		const char *slash = memchr(p, '/', (size_t)(end - p));
+		size_t len = slash ? (size_t)(slash - p) : (size_t)(end - p);
+
+		if (len == 0 || (len == 1 && p[0] == '.') ||
+		    (len == 2 && p[0] == '.' && p[1] == '.')) {
+			err_set("name with an empty, '.' or '..' component");
+			return -1;
+		}
+		if (slash == NULL)
+			break;
+		p = slash + 1;
+	}
+	return 0;
+}
+
+/* Whether ${name} is selected by the PATH arguments (or needed above one). */
+static bool
+selected(const struct rst *r, const char *name, size_t n, bool *ancestor)
+{
+	*ancestor = false;
+	if (r->o->npaths == 0)
+		return true;
+	for (size_t i = 0; i < r->o->npaths; i++) {
+		const char *p = r->o->paths[i];
+		size_t pl;
+
+		while (*p == '/')
+			p++;
+		pl = strlen(p);
+		while (pl > 0 && p[pl - 1] == '/')
+			pl--;
+		if (pl == 0 || (pl == 1 && p[0] == '.'))
+			return true;
+		if (n >= pl && memcmp(name, p, pl) == 0 &&
+		    (n == pl || name[pl] == '/'))
+			return true;
+		if (pl > n && memcmp(name, p, n) == 0 && p[n] == '/' &&
+		    !(n == 1 && name[0] == '.'))
+			*ancestor = true;
+	}
+	return *ancestor;
+}
+
+static int64_t
+num(const struct stanza *st, const char *key, bool *present)
+{
+	const char *v = stanza_get(st, key, NULL);
+	char *end;
+	long long x;
+
+	*present = false;
+	if (v == NULL)
+		return 0;
+	errno = 0;
+	x = strtoll(v, &end, 0);
+	/* user/group: "<id> (<name>)"; only the number is used. */
+	if (errno || end == v || (*end != '\0' && *end != ' '))
+		return 0;
+	*present = true;
+	return (int64_t)x;
+}
+
+struct attrs {
+	mode_t mode;
+	bool has_mode, has_uid, has_gid, has_mtime;
+	int64_t uid, gid, mtime;
+};
+
+static void
+get_attrs(const struct stanza *st, struct attrs *a)
+{
+	a->mode = (mode_t)(num(st, "mode", &a->has_mode) & 07777);
+	a->uid = num(st, "user", &a->has_uid);
+	a->gid = num(st, "group", &a->has_gid);
+	a->mtime = num(st, "mtime", &a->has_mtime);
+	if (a->uid < 0 || a->uid > UINT32_MAX - 1)
+		a->has_uid = false;
+	if (a->gid < 0 || a->gid > UINT32_MAX - 1)
+		a->has_gid = false;
+}
+
+/* Apply ownership, mode and mtime through an open descriptor. */
+static int
+apply_fd(struct rst *r, int fd, const struct attrs *a)
+{
+	struct timespec ts[2] = { { 0, UTIME_NOW }, { 0, UTIME_OMIT } };
+
+	if (r->root && (a->has_uid || a->has_gid) &&
+	    fchown(fd, a->has_uid ? (uid_t)a->uid : (uid_t)-1,
+		a->has_gid ? (gid_t)a->gid : (gid_t)-1)) {
+		err_setp("chown");
+		return -1;
+	}
+	/* After chown, which clears setuid/setgid. */
+	if (a->has_mode && fchmod(fd, a->mode)) {
+		err_setp("chmod");
+		return -1;
+	}
+	if (a->has_mtime) {
+		ts[1].tv_sec = (time_t)a->mtime;
+		ts[1].tv_nsec = 0;
+		if (futimens(fd, ts)) {
+			err_setp("setting the mtime");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The same for an entry we cannot open (symlink, fifo, device). */
+static int
+apply_at(struct rst *r, int dirfd, const char *base, const struct attrs *a,
+    bool symlink)
+{
+	struct timespec ts[2] = { { 0, UTIME_NOW }, { 0, UTIME_OMIT } };
+
+	if (r->root && (a->has_uid || a->has_gid) &&
+	    fchownat(dirfd, base, a->has_uid ? (uid_t)a->uid : (uid_t)-1,
+		a->has_gid ? (gid_t)a->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW)) {
+		err_setp("chown");
+		return -1;
+	}
+	/* Just created by us and not a symlink: chmod cannot be redirected. */
+	if (!symlink && a->has_mode && fchmodat(dirfd, base, a->mode, 0)) {
+		err_setp("chmod");
+		return -1;
+	}
+	if (a->has_mtime) {
+		ts[1].tv_sec = (time_t)a->mtime;
+		ts[1].tv_nsec = 0;
+		if (utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW)) {
+			err_setp("setting the mtime");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* With --force, clear a non-directory in the way of a new entry. */
+static int
+clear_way(struct rst *r, int dirfd, const char *base)
+{
+	struct stat sb;
+
+	if (!r->o->force || fstatat(dirfd, base, &sb, AT_SYMLINK_NOFOLLOW))
+		return 0;
+	if (S_ISDIR(sb.st_mode))
+		return 0;
+	if (unlinkat(dirfd, base, 0) && errno != ENOENT) {
+		err_setp("cannot replace the existing entry");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- pass 1: the metadata log ---- */
+
+/* Refuse an entry below something the snapshot made a non-directory. */
+static int
+check_parents(struct rst *r, const char *name, size_t n)
+{
+	sqlite3_stmt *q;
+	size_t plen = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (name[i] == '/')
+			plen = i;
+	if (plen == 0)
+		return 0;
+	if (r->ok_parent.len == plen &&
+	    memcmp(r->ok_parent.data, name, plen) == 0)
+		return 0;
+	q = db_prep(r, "SELECT type FROM names WHERE path = ?");
+	if (q == NULL)
+		return -1;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (name[i] != '/')
+			continue;
+		sqlite3_reset(q);
+		sqlite3_bind_blob(q, 1, name, (int)i, SQLITE_STATIC);
+		if (sqlite3_step(q) == SQLITE_ROW &&
+		    sqlite3_column_int(q, 0) != 'd') {
+			err_set("an entry under a non-directory (%c) of the "
+				"snapshot",
+			    sqlite3_column_int(q, 0));
+			rc = -1;
+		}
+	}
+	sqlite3_finalize(q);
+	if (rc == 0) {
+		buf_reset(&r->ok_parent);
+		if (buf_append(&r->ok_parent, name, plen))
+			return -1;
+	}
+	return rc;
+}
+
+/* Record the name; 1 if it was already seen (refused), 0, or -1. */
+static int
+claim_name(struct rst *r, const char *name, size_t n, int type)
+{
+	sqlite3_stmt *q = db_prep(r,
+	    "INSERT OR IGNORE INTO names(path, type) VALUES (?, ?)");
+	int rc;
+
+	if (q == NULL)
+		return -1;
+	sqlite3_bind_blob(q, 1, name, (int)n, SQLITE_STATIC);
+	sqlite3_bind_int(q, 2, type);
+	rc = sqlite3_step(q);
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return db_err(r);
+	return sqlite3_changes(r->db) == 0 ? 1 : 0;
+}
+
+/* Hard links: 1 with *target set when ${inode} was seen already. */
+static int
+link_target(struct rst *r, const char *inode, int type, const char *name,
+    size_t n, struct buf *target)
+{
+	sqlite3_stmt *q = db_prep(r,
+	    "SELECT path, type FROM inodes WHERE inode = ?");
+	int rc;
+
+	if (q == NULL)
+		return -1;
+	sqlite3_bind_text(q, 1, inode, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		int ok = sqlite3_column_int(q, 1) == type;
+
+		buf_reset(target);
+		if (ok && buf_append(target, sqlite3_column_blob(q, 0),
+			      (size_t)sqlite3_column_bytes(q, 0))) {
+			sqlite3_finalize(q);
+			return -1;
+		}
+		sqlite3_finalize(q);
+		return ok ? 1 : 0;
+	}
+	sqlite3_finalize(q);
+	q = db_prep(r, "INSERT INTO inodes(inode, path, type) VALUES (?, ?, ?)");
+	if (q == NULL)
+		return -1;
+	sqlite3_bind_text(q, 1, inode, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 2, name, (int)n, SQLITE_STATIC);
+	sqlite3_bind_int(q, 3, type);
+	rc = sqlite3_step(q);
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : db_err(r);
+}
+
+static int
+make_special(struct rst *r, int dirfd, const char *base,
+    const struct stanza *st, int type, const struct attrs *a)
+{
+	int rc;
+
+	if (clear_way(r, dirfd, base))
+		return -1;
+	if (type == 'l') {
+		const char *t = stanza_get(st, "target", NULL);
+		struct buf target;
+
+		if (t == NULL)
+			t = stanza_get(st, "contents", NULL);
+		if (t == NULL) {
+			err_set("symlink without a target");
+			return -1;
+		}
+		buf_init(&target, NAME_MAX_BYTES);
+		rc = escape_decode(&target, t, strlen(t));
+		if (rc == 0 && memchr(target.data ? target.data : "", '\0',
+				   target.len)) {
+			err_set("symlink target with a NUL byte");
+			rc = -1;
+		}
+		if (rc == 0 && symlinkat(buf_str(&target), dirfd, base)) {
+			err_setp("symlink");
+			rc = -1;
+		}
+		buf_release(&target);
+		return rc ? -1 : apply_at(r, dirfd, base, a, true);
+	}
+	if (type == 'p')
+		rc = mkfifoat(dirfd, base, 0600);
+	else if (type == 's')
+		rc = mknodat(dirfd, base, S_IFSOCK | 0600, 0);
+	else {
+		const char *dev = stanza_get(st, "device", NULL);
+		unsigned long maj, min;
+		char extra;
+
+		if (dev == NULL ||
+		    sscanf(dev, "%lu/%lu%c", &maj, &min, &extra) != 2) {
+			err_set("device without a valid 'device' field");
+			return -1;
+		}
+		rc = mknodat(dirfd, base,
+		    (type == 'c' ? S_IFCHR : S_IFBLK) | 0600,
+		    makedev((unsigned)maj, (unsigned)min));
+	}
+	if (rc) {
+		err_setp("cannot create the %s",
+		    type == 'p' ? "fifo" : type == 's' ? "socket" : "device");
+		return -1;
+	}
+	return apply_at(r, dirfd, base, a, false);
+}
+
+static int
+make_dir(struct rst *r, const char *name, size_t n, struct buf *scratch,
+    const struct attrs *a)
+{
+	const char *base;
+	int dirfd;
+	sqlite3_stmt *q;
+	int rc;
+
+	if (!(n == 1 && name[0] == '.')) {
+		dirfd = walk_parent(r, name, n, true, scratch, &base);
+		if (dirfd < 0 || clear_way(r, dirfd, base))
+			return -1;
+		if (mkdirat(dirfd, base, 0700) && errno != EEXIST) {
+			err_setp("mkdir");
+			return -1;
+		}
+		if (errno == EEXIST) {
+			struct stat sb;
+
+			if (fstatat(dirfd, base, &sb, AT_SYMLINK_NOFOLLOW) ||
+			    !S_ISDIR(sb.st_mode)) {
+				err_set("exists and is not a directory");
+				return -1;
+			}
+		}
+	}
+	/* Modes and times later, deepest first, so read-only dirs work. */
+	q = db_prep(r, "INSERT INTO dirs(ord, path, mode, uid, gid, mtime, "
+		       "flags) VALUES (?, ?, ?, ?, ?, ?, ?)");
+	if (q == NULL)
+		return -1;
+	sqlite3_bind_int64(q, 1, r->ord);
+	sqlite3_bind_blob(q, 2, name, (int)n, SQLITE_STATIC);
+	sqlite3_bind_int(q, 3, (int)a->mode);
+	sqlite3_bind_int64(q, 4, a->uid);
+	sqlite3_bind_int64(q, 5, a->gid);
+	sqlite3_bind_int64(q, 6, a->mtime);
+	sqlite3_bind_int(q, 7, a->has_mode | a->has_uid << 1 | a->has_gid << 2 |
+		a->has_mtime << 3);
+	rc = sqlite3_step(q);
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : db_err(r);
+}
+
+static int
+queue_file(struct rst *r, const char *name, size_t n, const struct stanza *st,
+    struct buf *scratch)
+{
+	static const char *const keys[] = { "data", "size", "checksum",
+		"mode", "user", "group", "mtime" };
+	char seg[REF_SEGMENT_MAX + 1];
+	sqlite3_stmt *q;
+	const char *base;
+	int rc;
+
+	/* Parents now, so an entry under a symlink fails in log order. */
+	if (walk_parent(r, name, n, true, scratch, &base) < 0)
+		return -1;
+	snapshot_first_segment(st, seg);
+	q = db_prep(r, "INSERT INTO files(seg, ord, path, data, size, "
+		       "checksum, mode, user, grp, mtime) "
+		       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	if (q == NULL)
+		return -1;
+	sqlite3_bind_text(q, 1, seg, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 2, r->ord);
+	sqlite3_bind_blob(q, 3, name, (int)n, SQLITE_STATIC);
+	for (int i = 0; i < 7; i++) {
+		size_t len;
+		const char *v = stanza_get(st, keys[i], &len);
+
+		if (v)
+			sqlite3_bind_text(q, 4 + i, v, (int)len, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(q, 4 + i);
+	}
+	rc = sqlite3_step(q);
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : db_err(r);
+}
+
+static int
+queue_link(struct rst *r, const char *name, size_t n, const struct buf *t)
+{
+	sqlite3_stmt *q = db_prep(r,
+	    "INSERT INTO links(ord, path, target) VALUES (?, ?, ?)");
+	int rc;
+
+	if (q == NULL)
+		return -1;
+	sqlite3_bind_int64(q, 1, r->ord);
+	sqlite3_bind_blob(q, 2, name, (int)n, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 3, t->data, (int)t->len, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : db_err(r);
+}
+
+/* One stanza of the log.  0 (done or failure counted) or -1 (fatal). */
+static int
+pass1_entry(struct rst *r, const struct stanza *st, struct buf *name,
+    struct buf *scratch, struct buf *tmp)
+{
+	const char *enc = stanza_get(st, "name", NULL);
+	const char *type_s = stanza_get(st, "type", NULL);
+	const char *inode = stanza_get(st, "inode", NULL);
+	struct attrs a;
+	bool ancestor, has_links;
+	int type, rc;
+	struct buf show;
+
+	if (enc == NULL)
+		enc = stanza_get(st, "path", NULL);
+	if (enc == NULL || type_s == NULL || strlen(type_s) != 1) {
+		warnf(r, "skipping a metadata entry without a name or type");
+		return 0;
+	}
+	r->ord++;
+	if (decode_name(enc, strlen(enc), name)) {
+		warnf(r, "refusing entry '%.300s': %s", enc, err_msg());
+		return 0;
+	}
+	type = type_s[0] == '-' ? 'f' : type_s[0];
+	if (!strchr("fdlpscb", type)) {
+		warnf(r, "%s: unknown type '%c'",
+		    shown(name->data, name->len, &show), type);
+		buf_release(&show);
+		return 0;
+	}
+	if (!selected(r, name->data, name->len, &ancestor))
+		return 0;
+	if (ancestor && type != 'd')
+		return 0;
+	get_attrs(st, &a);
+	rc = check_parents(r, name->data, name->len);
+	if (rc == 0) {
+		rc = claim_name(r, name->data, name->len, type);
+		if (rc > 0) {
+			err_set("the name occurs twice in the snapshot");
+			rc = -2;
+		} else if (rc < 0)
+			return -1;
+	}
+	if (rc == 0 && type == 'd')
+		rc = make_dir(r, name->data, name->len, scratch, &a);
+	else if (rc == 0 && name->len == 1 && name->data[0] == '.') {
+		err_set("the root is not a directory");
+		rc = -1;
+	} else if (rc == 0) {
+		has_links = inode && num(st, "links", &ancestor) > 1;
+		if (has_links) {
+			rc = link_target(r, inode, type, name->data, name->len,
+			    tmp);
+			if (rc > 0) {
+				/* A later name of an inode: link at the end. */
+				if (walk_parent(r, name->data, name->len, true,
+					scratch, &enc) < 0)
+					rc = -1;
+				else
+					return queue_link(r, name->data,
+					    name->len, tmp);
+			}
+		}
+		if (rc == 0 && type == 'f')
+			rc = queue_file(r, name->data, name->len, st, scratch);
+		else if (rc == 0) {
+			const char *base;
+			int dirfd = walk_parent(r, name->data, name->len, true,
+			    scratch, &base);
+
+			rc = dirfd < 0 ? -1 :
+					 make_special(r, dirfd, base, st, type, &a);
+			if (rc == 0 && r->o->progress)
+				r->o->progress(r->o->arg, name->data);
+		}
+	}
+	if (rc) {
+		warnf(r, "cannot restore '%s': %s",
+		    shown(name->data, name->len, &show), err_msg());
+		buf_release(&show);
+	}
+	return 0;
+}
+
+/* ---- pass 2: regular files by segment ---- */
+
+struct writer {
+	int fd;
+	uint64_t off;
+	bool hole_at_end;
+};
+
+static int
+write_sink(void *arg, const void *p, size_t n)
+{
+	struct writer *w = arg;
+
+	if (p == NULL) {
+		/* All-zero data: leave a hole. */
+		if (lseek(w->fd, (off_t)n, SEEK_CUR) < 0) {
+			err_setp("seek");
+			return -1;
+		}
+		w->off += n;
+		return 0;
+	}
+	/* Zero blocks inside data become holes too (4 KiB granularity). */
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done > 4096 ? 4096 : n - done;
+		const unsigned char *c = (const unsigned char *)p + done;
+		bool zero = k == 4096 && c[0] == 0 &&
+		    memcmp(c, c + 1, k - 1) == 0;
+
+		if (zero ? lseek(w->fd, (off_t)k, SEEK_CUR) < 0 :
+			   fileio_write_full(w->fd, c, k) != 0) {
+			if (zero)
+				err_setp("seek");
+			return -1;
+		}
+		done += k;
+	}
+	w->off += n;
+	return 0;
+}
+
+static void
+restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
+{
+	static const char *const keys[] = { "data", "size", "checksum",
+		"mode", "user", "group", "mtime" };
+	const char *path = sqlite3_column_blob(q, 1);
+	size_t n = (size_t)sqlite3_column_bytes(q, 1);
+	struct stanza st;
+	struct attrs a;
+	struct writer w = { -1, 0, false };
+	char failseg[REF_SEGMENT_MAX + 1] = "";
+	const char *base = "";
+	int dirfd = -1, rc = -1;
+	struct buf show, pathbuf;
+
+	buf_init(&pathbuf, NAME_MAX_BYTES);
+	stanza_init(&st);
+	if (buf_append(&pathbuf, path, n))
+		goto out;
+	for (int i = 0; i < 7; i++)
+		if (sqlite3_column_type(q, 2 + i) != SQLITE_NULL &&
+		    stanza_set(&st, keys[i],
+			(const char *)sqlite3_column_text(q, 2 + i),
+			(size_t)sqlite3_column_bytes(q, 2 + i)))
+			goto out;
+	get_attrs(&st, &a);
+	dirfd = walk_parent(r, pathbuf.data, n, true, scratch, &base);
+	if (dirfd < 0 || clear_way(r, dirfd, base))
+		goto out;
+	w.fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		O_CLOEXEC, 0600);
+	if (w.fd < 0) {
+		err_setp("cannot create the file");
+		goto out;
+	}
+	if (snapshot_read_file(r->s, &st, write_sink, &w, failseg))
+		goto bad;
+	/* Trailing holes need the size set explicitly. */
+	if (ftruncate(w.fd, (off_t)w.off)) {
+		err_setp("truncate");
+		goto bad;
+	}
+	if (apply_fd(r, w.fd, &a))
+		goto bad;
+	if (close(w.fd)) {
+		w.fd = -1;
+		err_setp("close");
+		goto bad;
+	}
+	w.fd = -1;
+	rc = 0;
+	if (r->o->progress)
+		r->o->progress(r->o->arg, pathbuf.data);
+	goto out;
+bad:
+	/* A damaged file is removed rather than left looking restored. */
+	if (w.fd >= 0)
+		close(w.fd);
+	w.fd = -1;
+	if (dirfd >= 0)
+		unlinkat(dirfd, base, 0);
+out:
+	if (rc) {
+		const char *seg = sqlite3_column_text(q, 0) ?
+			(const char *)sqlite3_column_text(q, 0) :
+			"";
+
+		if (failseg[0] == '\0' && seg[0] &&
+		    strstr(err_msg(), "segment ") == NULL)
+			snprintf(failseg, sizeof(failseg), "%s", seg);
+		if (failseg[0] && strstr(err_msg(), failseg) == NULL)
+			warnf(r, "cannot restore '%s' (segment %s): %s",
+			    shown(pathbuf.data, n, &show), failseg, err_msg());
+		else
+			warnf(r, "cannot restore '%s': %s",
+			    shown(pathbuf.data, n, &show), err_msg());
+		buf_release(&show);
+	}
+	if (w.fd >= 0)
+		close(w.fd);
+	stanza_release(&st);
+	buf_release(&pathbuf);
+}
+
+/* ---- passes 3 and 4: links, then directories ---- */
+
+static int
+pass_links(struct rst *r, struct buf *scratch)
+{
+	sqlite3_stmt *q = db_prep(r, "SELECT path, target FROM links ORDER BY ord");
+	struct buf t, show;
+
+	if (q == NULL)
+		return -1;
+	buf_init(&t, NAME_MAX_BYTES);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *p = sqlite3_column_blob(q, 0);
+		size_t n = (size_t)sqlite3_column_bytes(q, 0);
+		const char *tbase, *base;
+		int tfd, dfd = -1, rc = -1;
+
+		buf_reset(&t);
+		if (buf_append(&t, sqlite3_column_blob(q, 1),
+			(size_t)sqlite3_column_bytes(q, 1)))
+			goto next;
+		/* The walker caches one directory: hold the target's. */
+		tfd = walk_parent(r, t.data, t.len, false, scratch, &tbase);
+		if (tfd < 0)
+			goto next;
+		tfd = dup(tfd);
+		{
+			char *tb = strdup(tbase);
+
+			if (tfd >= 0 && tb) {
+				dfd = walk_parent(r, p, n, true, scratch, &base);
+				if (dfd >= 0 && clear_way(r, dfd, base) == 0) {
+					/* flags 0: never follows a symlink. */
+					if (linkat(tfd, tb, dfd, base, 0) == 0)
+						rc = 0;
+					else
+						err_setp("cannot make the hard link");
+				}
+			} else {
+				err_set("out of memory");
+			}
+			free(tb);
+		}
+		if (tfd >= 0)
+			close(tfd);
+next:
+		if (rc) {
+			warnf(r, "cannot restore '%s': %s", shown(p, n, &show),
+			    err_msg());
+			buf_release(&show);
+		} else if (r->o->progress) {
+			buf_reset(&t);
+			if (buf_append(&t, p, n) == 0)
+				r->o->progress(r->o->arg, t.data);
+		}
+	}
+	sqlite3_finalize(q);
+	buf_release(&t);
+	return 0;
+}
+
+static int
+pass_dirs(struct rst *r, struct buf *scratch)
+{
+	sqlite3_stmt *q = db_prep(r, "SELECT path, mode, uid, gid, mtime, "
+				     "flags FROM dirs ORDER BY ord DESC");
+	struct buf show;
+
+	if (q == NULL)
+		return -1;
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *p = sqlite3_column_blob(q, 0);
+		size_t n = (size_t)sqlite3_column_bytes(q, 0);
+		int flags = sqlite3_column_int(q, 5);
+		struct attrs a = { (mode_t)sqlite3_column_int(q, 1), flags & 1,
+			(flags & 2) != 0, (flags & 4) != 0, (flags & 8) != 0,
+			sqlite3_column_int64(q, 2), sqlite3_column_int64(q, 3),
+			sqlite3_column_int64(q, 4) };
+		const char *base;
+		int fd = -1, dirfd = -1, rc = -1;
+
+		if (n == 1 && p[0] == '.')
+			fd = dup(r->destfd);
+		else {
+			dirfd = walk_parent(r, p, n, false, scratch, &base);
+			if (dirfd >= 0)
+				fd = openat(dirfd, base, O_RDONLY | O_DIRECTORY |
+					O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (fd < 0 && ((n == 1 && p[0] == '.') || dirfd >= 0))
+			err_setp("cannot open the directory");
+		if (fd >= 0) {
+			rc = apply_fd(r, fd, &a);
+			close(fd);
+		}
+		if (rc) {
+			warnf(r, "cannot restore '%s': %s", shown(p, n, &show),
+			    err_msg());
+			buf_release(&show);
+		}
+	}
+	sqlite3_finalize(q);
+	return 0;
+}
+
+/* ---- driver ---- */
+
+static int
+open_dest(const struct restore_opts *o)
+{
+	struct buf p;
+	int fd;
+	DIR *d;
+	struct dirent *de;
+	bool empty = true;
+
+	buf_init(&p, 65536);
+	if (buf_puts(&p, o->dest)) {
+		buf_release(&p);
+		return -1;
+	}
+	/* mkdir -p: each prefix ending before a '/'. */
+	for (size_t i = 1; i <= p.len; i++) {
+		if (i < p.len && p.data[i] != '/')
+			continue;
+		p.data[i] = '\0';
+		if (mkdir(p.data, 0777) && errno != EEXIST) {
+			err_setp("cannot create '%s'", p.data);
+			buf_release(&p);
+			return -1;
+		}
+		if (i < p.len)
+			p.data[i] = '/';
+	}
+	buf_release(&p);
+	fd = open(o->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err_setp("cannot open '%s'", o->dest);
+		return -1;
+	}
+	d = fdopendir(dup(fd));
+	if (d == NULL) {
+		err_setp("cannot list '%s'", o->dest);
+		close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			empty = false;
+			break;
+		}
+	closedir(d);
+	if (!empty && !o->force) {
+		err_set("destination '%s' is not empty (use --force to restore "
+			"into it anyway)",
+		    o->dest);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static const char SCHEMA[] =
+    "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+    "PRAGMA temp_store = FILE; PRAGMA cache_size = -16384;"
+    "CREATE TABLE names(path BLOB PRIMARY KEY, type INTEGER);"
+    "CREATE TABLE inodes(inode TEXT PRIMARY KEY, path BLOB, type INTEGER);"
+    "CREATE TABLE files(seg TEXT, ord INTEGER, path BLOB, data TEXT,"
+    " size TEXT, checksum TEXT, mode TEXT, user TEXT, grp TEXT, mtime TEXT);"
+    "CREATE TABLE links(ord INTEGER, path BLOB, target BLOB);"
+    "CREATE TABLE dirs(ord INTEGER, path BLOB, mode INTEGER, uid INTEGER,"
+    " gid INTEGER, mtime INTEGER, flags INTEGER);"
+    "BEGIN;";
+
+int
+restore_snapshot(struct snapshot *s, const struct restore_opts *o)
+{
+	struct rst r;
+	struct meta_iter *it = NULL;
+	struct stanza st;
+	struct buf name, scratch, tmp;
+	sqlite3_stmt *q;
+	int rc = -1, more;
+
+	memset(&r, 0, sizeof(r));
+	r.s = s;
+	r.o = o;
+	r.cache_fd = -1;
+	r.root = geteuid() == 0;
+	buf_init(&r.cache_path, NAME_MAX_BYTES);
+	buf_init(&r.ok_parent, NAME_MAX_BYTES);
+	buf_init(&name, NAME_MAX_BYTES);
+	buf_init(&scratch, NAME_MAX_BYTES);
+	buf_init(&tmp, NAME_MAX_BYTES);
+	stanza_init(&st);
+	r.destfd = open_dest(o);
+	if (r.destfd < 0)
+		goto out;
+	/* "": a private temporary database on disk, removed on close. */
+	if (sqlite3_open("", &r.db) != SQLITE_OK) {
+		err_set("cannot open a temporary database");
+		goto out;
+	}
+	if (db_exec(&r, SCHEMA))
+		goto out;
+	if (snapshot_meta_open(s, &it))
+		goto out;
+	while ((more = meta_iter_next(it, &st)) == 1)
+		if (pass1_entry(&r, &st, &name, &scratch, &tmp))
+			goto out;
+	if (more < 0)
+		goto out;
+	meta_iter_close(it);
+	it = NULL;
+	if (db_exec(&r, "COMMIT; CREATE INDEX files_seg ON files(seg, ord);"))
+		goto out;
+	q = db_prep(&r, "SELECT seg, path, data, size, checksum, mode, user, "
+			"grp, mtime FROM files ORDER BY seg, ord");
+	if (q == NULL)
+		goto out;
+	while ((more = sqlite3_step(q)) == SQLITE_ROW)
+		restore_one(&r, q, &scratch);
+	sqlite3_finalize(q);
+	if (more != SQLITE_DONE) {
+		db_err(&r);
+		goto out;
+	}
+	if (pass_links(&r, &scratch) || pass_dirs(&r, &scratch))
+		goto out;
+	rc = r.failed;
+out:
+	meta_iter_close(it);
+	if (r.db)
+		sqlite3_close(r.db);
+	if (r.cache_fd >= 0)
+		close(r.cache_fd);
+	if (r.destfd >= 0)
+		close(r.destfd);
+	stanza_release(&st);
+	buf_release(&r.cache_path);
+	buf_release(&r.ok_parent);
+	buf_release(&name);
+	buf_release(&scratch);
+	buf_release(&tmp);
+	return rc;
+}
