@@ -1,0 +1,1143 @@
+/*
+ * localdb: the local database.  See localdb.h; the SQL follows the
+ * original's HEAD LocalDb so both programs keep the database consistent.
+ */
+#include "localdb.h"
+
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "err.h"
+#include "fileio.h"
+#include "hash.h"
+#include "ref.h"
+
+/* Keep identical to schema.sql (test_localdb compares them). */
+static const char schema_sql[] =
+	"-- Schema of the Cumulus local database, localdb.sqlite, 0.11.\n"
+	"--\n"
+	"-- The layout of the original program's last release, so that its\n"
+	"-- tools and ours can share one database.  cumulus creates it by\n"
+	"-- itself; by hand: sqlite3 DIR/localdb.sqlite and .read schema.sql\n"
+	"-- All timestamps are UTC Julian day numbers (julianday()).\n"
+	"\n"
+	"-- Which layout this database has; checked on every open.\n"
+	"create table schema_version(\n"
+	"    version text,               -- dotted version string\n"
+	"    major integer,\n"
+	"    minor integer\n"
+	");\n"
+	"insert into schema_version values ('0.11', 0, 11);\n"
+	"\n"
+	"-- Snapshots still tracked.  The store may hold more, never fewer:\n"
+	"-- a new snapshot may reuse data of any snapshot listed here.\n"
+	"create table snapshots (\n"
+	"    snapshotid integer primary key,\n"
+	"    name text not null,         -- e.g. 20261126T123430\n"
+	"    scheme text not null,       -- '' when the backup has no scheme\n"
+	"    timestamp datetime          -- when the backup started\n"
+	");\n"
+	"\n"
+	"-- Segments written (or referenced) by some snapshot.\n"
+	"create table segments (\n"
+	"    segmentid integer primary key,\n"
+	"    segment text unique not null,   -- segment UUID\n"
+	"    timestamp datetime,         -- when the segment was written\n"
+	"    path text,                  -- file name in the store\n"
+	"    checksum text,              -- checksum of the stored file\n"
+	"    data_size integer,          -- sum of the sizes of its objects\n"
+	"    disk_size integer,          -- size of the stored file\n"
+	"    type text                   -- metadata, data or compacted-N\n"
+	");\n"
+	"create unique index segment_name_index on segments(segment);\n"
+	"\n"
+	"-- Every object stored in a segment, by content checksum, for\n"
+	"-- block-level de-duplication.  expired is NULL for objects that may\n"
+	"-- be reused; an integer k marks an object of a segment chosen for\n"
+	"-- cleaning (repack group k).\n"
+	"create table block_index (\n"
+	"    blockid integer primary key,\n"
+	"    segmentid integer not null,\n"
+	"    object text not null,       -- sequence number, 8 hex digits\n"
+	"    checksum text,\n"
+	"    size integer,\n"
+	"    timestamp datetime,         -- when this data was first stored\n"
+	"    expired integer\n"
+	");\n"
+	"create index block_content_index on block_index(checksum);\n"
+	"create unique index block_name_index\n"
+	"    on block_index(segmentid, object);\n"
+	"\n"
+	"-- Chunk checksums of an object, for sub-file incrementals.\n"
+	"create table subblock_signatures (\n"
+	"    blockid integer primary key,\n"
+	"    algorithm text not null,    -- e.g. lbfs-4096/sha224\n"
+	"    signatures blob not null    -- (16-bit length, digest) records\n"
+	");\n"
+	"\n"
+	"-- Bytes of each segment that a snapshot references: a lower bound\n"
+	"-- of the live bytes, equal to segments.data_size only if every\n"
+	"-- object is fully used.\n"
+	"create table segment_utilization (\n"
+	"    snapshotid integer not null,\n"
+	"    segmentid integer not null,\n"
+	"    bytes_referenced integer not null\n"
+	");\n"
+	"create unique index segment_utilization_index\n"
+	"    on segment_utilization(snapshotid, segmentid);\n";
+
+/*
+ * Conversion of a 0.9 database (reference 3.1) to 0.11, run inside the
+ * migration transaction: the old tables are renamed away, the 0.11 schema
+ * is created from schema_sql (so a migrated database has exactly the
+ * layout of a new one), the rows are copied over with their ids, and the
+ * old tables are dropped.  The index names are reused by the new schema,
+ * hence dropped first; the view would block the renames.
+ */
+static const char migrate_pre_sql[] =
+	"DROP VIEW IF EXISTS segment_info;\n"
+	"DROP INDEX IF EXISTS block_content_index;\n"
+	"DROP INDEX IF EXISTS block_name_index;\n"
+	"DROP INDEX IF EXISTS segments_used_index;\n"
+	"DROP INDEX IF EXISTS segment_name_index;\n"
+	"ALTER TABLE snapshots RENAME TO v09_snapshots;\n"
+	"ALTER TABLE segments RENAME TO v09_segments;\n"
+	"ALTER TABLE block_index RENAME TO v09_block_index;\n"
+	"ALTER TABLE subblock_signatures RENAME TO v09_subblock_signatures;\n";
+static const char migrate_post_sql[] =
+	"INSERT INTO snapshots(snapshotid, name, scheme, timestamp)\n"
+	"    SELECT snapshotid, name, coalesce(scheme, ''), timestamp\n"
+	"    FROM v09_snapshots;\n"
+	"INSERT INTO segments(segmentid, segment, timestamp, path, checksum,\n"
+	"    data_size, disk_size, type)\n"
+	"    SELECT segmentid, segment, mtime, path, checksum, size,\n"
+	"    NULL, NULL\n"
+	"    FROM v09_segments;\n"
+	"INSERT INTO block_index(blockid, segmentid, object, checksum, size,\n"
+	"    timestamp, expired)\n"
+	"    SELECT blockid, segmentid, object, checksum, size, timestamp,\n"
+	"    expired FROM v09_block_index;\n"
+	"INSERT INTO subblock_signatures(blockid, algorithm, signatures)\n"
+	"    SELECT blockid, algorithm, signatures\n"
+	"    FROM v09_subblock_signatures;\n"
+	"INSERT INTO segment_utilization(snapshotid, segmentid,\n"
+	"    bytes_referenced)\n"
+	"    SELECT u.snapshotid, u.segmentid,\n"
+	"    CAST(coalesce(s.size, 0) * coalesce(u.utilization, 0)\n"
+	"    AS INTEGER)\n"
+	"    FROM segments_used u LEFT JOIN v09_segments s\n"
+	"    ON s.segmentid = u.segmentid;\n"
+	"DROP TABLE v09_snapshots;\n"
+	"DROP TABLE v09_segments;\n"
+	"DROP TABLE v09_block_index;\n"
+	"DROP TABLE v09_subblock_signatures;\n"
+	"DROP TABLE segments_used;\n";
+
+/*
+ * Per-connection scratch tables of the running backup: the bytes
+ * referenced per object (the original's snapshot_refs) and the segments
+ * of referenced objects that block_index does not know.  Created once at
+ * open, outside any transaction, so the cached statements stay valid.
+ */
+static const char temp_sql[] =
+	"CREATE TEMP TABLE IF NOT EXISTS snapshot_refs (\n"
+	"    segmentid INTEGER NOT NULL, object TEXT NOT NULL,\n"
+	"    size INTEGER NOT NULL);\n"
+	"CREATE UNIQUE INDEX IF NOT EXISTS temp.snapshot_refs_index\n"
+	"    ON snapshot_refs(segmentid, object);\n"
+	"CREATE TEMP TABLE IF NOT EXISTS snapshot_unknown (\n"
+	"    segment TEXT PRIMARY KEY);\n";
+
+/* Cached statements, prepared on first use and reset after each use. */
+enum st {
+	ST_SEG_ID,
+	ST_SEG_INSERT,
+	ST_SEG_UPDATE,
+	ST_FIND,
+	ST_FIND_M,
+	ST_OLD,
+	ST_AVAIL,
+	ST_AVAIL_M,
+	ST_BLOCK_INSERT,
+	ST_BLOCK_SIZE,
+	ST_REF_GET,
+	ST_REF_PUT,
+	ST_UNKNOWN_PUT,
+	ST_SNAP_INSERT,
+	ST_SEGLIST,
+	ST_UTIL,
+	ST_ALG,
+	ST_SIG_GET,
+	ST_SIG_PUT,
+	ST_COUNT
+};
+
+#define FIND_SQL \
+	"SELECT s.segment, b.object FROM block_index b JOIN segments s" \
+	" ON s.segmentid = b.segmentid" \
+	" WHERE b.checksum = ?1 AND b.size = ?2 AND b.expired IS NULL"
+#define AVAIL_SQL \
+	"SELECT 1 FROM block_index b JOIN segments s" \
+	" ON s.segmentid = b.segmentid" \
+	" WHERE s.segment = ?1 AND b.object = ?2 AND b.expired IS NULL"
+#define NOT_MISSING_SQL \
+	" AND s.segment NOT IN (SELECT segment FROM missing_segments)"
+
+static const char *const st_sql[ST_COUNT] = {
+	[ST_SEG_ID] = "SELECT segmentid FROM segments WHERE segment = ?1",
+	[ST_SEG_INSERT] = "INSERT OR IGNORE INTO segments(segment) VALUES (?1)",
+	[ST_SEG_UPDATE] = "UPDATE segments SET path = ?2, checksum = ?3,"
+	    " data_size = ?4, disk_size = ?5, type = ?6,"
+	    " timestamp = julianday('now') WHERE segmentid = ?1",
+	[ST_FIND] = FIND_SQL " LIMIT 1",
+	[ST_FIND_M] = FIND_SQL NOT_MISSING_SQL " LIMIT 1",
+	[ST_OLD] = "SELECT timestamp, expired FROM block_index"
+	    " WHERE checksum = ?1 AND size = ?2 LIMIT 1",
+	[ST_AVAIL] = AVAIL_SQL,
+	[ST_AVAIL_M] = AVAIL_SQL NOT_MISSING_SQL,
+	[ST_BLOCK_INSERT] = "INSERT INTO block_index(segmentid, object,"
+	    " checksum, size, timestamp)"
+	    " VALUES (?1, ?2, ?3, ?4, coalesce(?5, julianday('now')))",
+	[ST_BLOCK_SIZE] = "SELECT size FROM block_index"
+	    " WHERE segmentid = ?1 AND object = ?2",
+	[ST_REF_GET] = "SELECT size FROM snapshot_refs"
+	    " WHERE segmentid = ?1 AND object = ?2",
+	[ST_REF_PUT] = "INSERT OR REPLACE INTO snapshot_refs(segmentid,"
+	    " object, size) VALUES (?1, ?2, ?3)",
+	[ST_UNKNOWN_PUT] = "INSERT OR IGNORE INTO snapshot_unknown(segment)"
+	    " VALUES (?1)",
+	[ST_SNAP_INSERT] = "INSERT INTO snapshots(name, scheme, timestamp)"
+	    " VALUES (?1, ?2, julianday('now'))",
+	[ST_SEGLIST] = "SELECT segment FROM segments WHERE segmentid IN"
+	    " (SELECT segmentid FROM snapshot_refs)"
+	    " UNION SELECT segment FROM snapshot_unknown ORDER BY 1",
+	[ST_UTIL] = "INSERT OR REPLACE INTO segment_utilization(snapshotid,"
+	    " segmentid, bytes_referenced)"
+	    " SELECT ?1, segmentid, sum(size) FROM snapshot_refs"
+	    " GROUP BY segmentid",
+	[ST_ALG] = "SELECT 1 FROM block_index"
+	    " WHERE checksum >= ?1 AND checksum < ?2 LIMIT 1",
+	[ST_SIG_GET] = "SELECT g.algorithm, g.signatures"
+	    " FROM subblock_signatures g"
+	    " JOIN block_index b ON b.blockid = g.blockid"
+	    " JOIN segments s ON s.segmentid = b.segmentid"
+	    " WHERE s.segment = ?1 AND b.object = ?2",
+	[ST_SIG_PUT] = "INSERT OR REPLACE INTO subblock_signatures(blockid,"
+	    " algorithm, signatures)"
+	    " SELECT b.blockid, ?3, ?4 FROM block_index b"
+	    " JOIN segments s ON s.segmentid = b.segmentid"
+	    " WHERE s.segment = ?1 AND b.object = ?2",
+};
+
+struct localdb {
+	sqlite3 *h;
+	char *dir;
+	bool in_tx;           /* a backup transaction is open */
+	bool has_missing;     /* table missing_segments exists */
+	int64_t snapshotid;
+	/* last segment name -> id, valid only inside the backup transaction */
+	bool seg_cached;
+	int64_t seg_cache_id;
+	char seg_cache[REF_SEGMENT_MAX + 1];
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+static int
+dberr(struct localdb *db, const char *what)
+{
+	err_set("local database: %s: %s", what, sqlite3_errmsg(db->h));
+	return -1;
+}
+
+static int
+exec(struct localdb *db, const char *sql, const char *what)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		err_set("local database: %s: %s", what,
+		    msg ? msg : sqlite3_errmsg(db->h));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The cached statement ${id}, ready for binding; NULL on error. */
+static sqlite3_stmt *
+stmt(struct localdb *db, enum st id)
+{
+	if (db->st[id] == NULL && sqlite3_prepare_v3(db->h, st_sql[id], -1,
+	    SQLITE_PREPARE_PERSISTENT, &db->st[id], NULL) != SQLITE_OK) {
+		dberr(db, "prepare");
+		db->st[id] = NULL;
+		return NULL;
+	}
+	return db->st[id];
+}
+
+/* Reset after use, so that no read transaction stays open. */
+static void
+done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+/*
+ * Step once: 1 row (the caller reads it, then calls done()), 0 no more
+ * rows, -1 error (recorded).  In the last two cases the statement is
+ * already reset.
+ */
+static int
+step(struct localdb *db, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE) {
+		done(s);
+		return 0;
+	}
+	dberr(db, what);
+	done(s);
+	return -1;
+}
+
+static int
+check_u63(uint64_t v, const char *what)
+{
+	if (v > (uint64_t)INT64_MAX) {
+		err_set("local database: %s %" PRIu64 " too large", what, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_segment(const char *segment)
+{
+	if (segment == NULL || *segment == '\0' ||
+	    strlen(segment) > REF_SEGMENT_MAX) {
+		err_set("local database: bad segment name");
+		return -1;
+	}
+	return 0;
+}
+
+/* The block_index.object spelling of a sequence number. */
+static void
+object_name(uint64_t seq, char out[24])
+{
+	snprintf(out, 24, "%08" PRIx64, seq);
+}
+
+static int
+parse_object(const unsigned char *s, uint64_t *seq)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; s != NULL && s[i] != '\0'; i++) {
+		int d;
+
+		if (s[i] >= '0' && s[i] <= '9')
+			d = s[i] - '0';
+		else if (s[i] >= 'a' && s[i] <= 'f')
+			d = s[i] - 'a' + 10;
+		else if (s[i] >= 'A' && s[i] <= 'F')
+			d = s[i] - 'A' + 10;
+		else
+			break;
+		if (v >> 60)
+			break;
+		v = v << 4 | (uint64_t)d;
+	}
+	if (s == NULL || i == 0 || s[i] != '\0') {
+		err_set("local database: bad object name '%s'",
+		    s ? (const char *)s : "(null)");
+		return -1;
+	}
+	*seq = v;
+	return 0;
+}
+
+/*
+ * The segmentid of ${segment}, creating the row when ${create}.  1 found
+ * (or created), 0 absent, -1 error.  The last answer is cached during a
+ * backup: the references of a file mostly name the same segment.
+ */
+static int
+segment_id(struct localdb *db, const char *segment, bool create,
+    int64_t *id)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db->in_tx && db->seg_cached &&
+	    strcmp(db->seg_cache, segment) == 0) {
+		*id = db->seg_cache_id;
+		return 1;
+	}
+	if (create) {
+		if ((s = stmt(db, ST_SEG_INSERT)) == NULL)
+			return -1;
+		sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+		if (step(db, s, "insert segment") < 0)
+			return -1;
+		done(s);
+	}
+	if ((s = stmt(db, ST_SEG_ID)) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+	if ((r = step(db, s, "look up segment")) < 0)
+		return -1;
+	if (r == 1) {
+		*id = sqlite3_column_int64(s, 0);
+		if (db->in_tx) {
+			snprintf(db->seg_cache, sizeof(db->seg_cache), "%s",
+			    segment);
+			db->seg_cache_id = *id;
+			db->seg_cached = true;
+		}
+	}
+	done(s);
+	return r;
+}
+
+static int
+table_exists(struct localdb *db, const char *name)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT 1 FROM sqlite_master"
+	    " WHERE type = 'table' AND name = ?1", -1, &s, NULL) != SQLITE_OK)
+		return dberr(db, "read schema");
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	r = step(db, s, "read schema");
+	sqlite3_finalize(s);
+	return r;
+}
+
+enum layout { LAYOUT_EMPTY, LAYOUT_V09, LAYOUT_V011 };
+
+/* Which schema the database has; -1 (error recorded) if none we accept. */
+static int
+classify(struct localdb *db)
+{
+	static const char *const v09[] = { "snapshots", "segments",
+	    "block_index", "subblock_signatures", "segments_used" };
+	sqlite3_stmt *s;
+	int r;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT count(*) FROM sqlite_master",
+	    -1, &s, NULL) != SQLITE_OK)
+		return dberr(db, "read schema");
+	r = step(db, s, "read schema");
+	if (r == 1 && sqlite3_column_int64(s, 0) == 0)
+		r = 2;
+	sqlite3_finalize(s);
+	if (r < 0)
+		return -1;
+	if (r == 2)
+		return LAYOUT_EMPTY;
+
+	if ((r = table_exists(db, "schema_version")) < 0)
+		return -1;
+	if (r == 1) {
+		int64_t major = -1, minor = -1;
+		char version[64] = "(none)";
+
+		if (sqlite3_prepare_v2(db->h, "SELECT version, major, minor"
+		    " FROM schema_version LIMIT 1", -1, &s, NULL) != SQLITE_OK)
+			return dberr(db, "read schema version");
+		if ((r = step(db, s, "read schema version")) == 1) {
+			const unsigned char *v = sqlite3_column_text(s, 0);
+
+			if (v != NULL)
+				snprintf(version, sizeof(version), "%s", v);
+			major = sqlite3_column_int64(s, 1);
+			minor = sqlite3_column_int64(s, 2);
+		}
+		sqlite3_finalize(s);
+		if (r < 0)
+			return -1;
+		if (major == 0 && minor == 11)
+			return LAYOUT_V011;
+		err_set("local database has schema version %s"
+		    " (%" PRId64 ".%" PRId64 "); only 0.11 and 0.9 are"
+		    " supported",
+		    version, major, minor);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(v09) / sizeof(v09[0]); i++) {
+		if ((r = table_exists(db, v09[i])) < 0)
+			return -1;
+		if (r == 0) {
+			err_set("local database has no schema_version and no"
+			    " table %s: not a Cumulus 0.9 or 0.11 database",
+			    v09[i]);
+			return -1;
+		}
+	}
+	return LAYOUT_V09;
+}
+
+/*
+ * Copy the database file to LOCALDB_BACKUP_FILE through the publish
+ * protocol.  Called while holding the write lock, after a read, so the
+ * file is consistent (no hot journal, no other writer).
+ */
+static int
+backup_file(struct localdb *db, const char *path)
+{
+	struct fileio_tmp t;
+	char *chunk = NULL;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		err_setp("cannot open '%s'", path);
+		return -1;
+	}
+	if (fileio_tmp_open(&t, db->dir, LOCALDB_BACKUP_FILE))
+		goto fail_fd;
+	if ((chunk = malloc(65536)) == NULL) {
+		err_set("out of memory");
+		goto fail;
+	}
+	for (;;) {
+		ssize_t n = fileio_read_full(fd, chunk, 65536);
+
+		if (n < 0)
+			goto fail;
+		if (n == 0)
+			break;
+		if (fileio_write_full(t.fd, chunk, (size_t)n))
+			goto fail;
+	}
+	free(chunk);
+	close(fd);
+	if (fileio_tmp_commit(&t, false)) {
+		err_prefix("backing up the 0.9 database");
+		fileio_tmp_abort(&t);
+		return -1;
+	}
+	return 0;
+fail:
+	free(chunk);
+	fileio_tmp_abort(&t);
+fail_fd:
+	close(fd);
+	err_prefix("backing up the 0.9 database");
+	return -1;
+}
+
+static void
+rollback(struct localdb *db)
+{
+	if (!sqlite3_get_autocommit(db->h))
+		(void)sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	db->in_tx = false;
+	db->seg_cached = false;
+}
+
+/*
+ * Create the schema in an empty database or migrate a 0.9 one.  Runs
+ * under BEGIN IMMEDIATE and classifies again there, since another process
+ * may have done the same meanwhile.
+ */
+static int
+setup_schema(struct localdb *db, const char *path)
+{
+	int layout;
+
+	/* A WAL database would have committed pages outside the file. */
+	if (exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint"))
+		return -1;
+	if (exec(db, "BEGIN IMMEDIATE", "lock for setup"))
+		return -1;
+	if ((layout = classify(db)) < 0)
+		goto fail;
+	if (layout == LAYOUT_EMPTY) {
+		if (exec(db, schema_sql, "create schema"))
+			goto fail;
+	} else if (layout == LAYOUT_V09) {
+		if (backup_file(db, path) ||
+		    exec(db, migrate_pre_sql, "migrate 0.9 database") ||
+		    exec(db, schema_sql, "migrate 0.9 database") ||
+		    exec(db, migrate_post_sql, "migrate 0.9 database"))
+			goto fail;
+	}
+	if (exec(db, "COMMIT", "commit schema"))
+		goto fail;
+	return 0;
+fail:
+	rollback(db);
+	return -1;
+}
+
+const char *
+localdb_schema_sql(void)
+{
+	return schema_sql;
+}
+
+int
+localdb_open(const char *dir, struct localdb **out)
+{
+	struct localdb *db;
+	struct buf path;
+	int layout, r;
+
+	*out = NULL;
+	buf_init(&path, BUF_UNLIMITED);
+	if ((db = calloc(1, sizeof(*db))) == NULL ||
+	    (db->dir = strdup(dir)) == NULL) {
+		err_set("out of memory");
+		free(db);
+		return -1;
+	}
+	if (buf_printf(&path, "%s/%s", dir, LOCALDB_FILE))
+		goto fail;
+	if (sqlite3_open_v2(buf_str(&path), &db->h, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		if (db->h == NULL)
+			err_set("cannot open '%s': out of memory",
+			    buf_str(&path));
+		else
+			err_set("cannot open '%s': %s", buf_str(&path),
+			    sqlite3_errmsg(db->h));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	sqlite3_busy_timeout(db->h, 10000);
+	if (exec(db, "PRAGMA synchronous = FULL", "set synchronous"))
+		goto fail;
+	if ((layout = classify(db)) < 0)
+		goto fail;
+	if (layout != LAYOUT_V011 && setup_schema(db, buf_str(&path)))
+		goto fail;
+	if (exec(db, temp_sql, "create temporary tables"))
+		goto fail;
+	if ((r = table_exists(db, "missing_segments")) < 0)
+		goto fail;
+	db->has_missing = r == 1;
+	buf_release(&path);
+	*out = db;
+	return 0;
+fail:
+	err_prefix("'%s'", buf_str(&path));
+	buf_release(&path);
+	localdb_close(db);
+	return -1;
+}
+
+void
+localdb_close(struct localdb *db)
+{
+	if (db == NULL)
+		return;
+	if (db->h != NULL) {
+		rollback(db);
+		for (int i = 0; i < ST_COUNT; i++)
+			sqlite3_finalize(db->st[i]);
+		sqlite3_close(db->h);
+	}
+	free(db->dir);
+	free(db);
+}
+
+int
+localdb_begin_snapshot(struct localdb *db, const char *name,
+    const char *scheme, double intent)
+{
+	sqlite3_stmt *s;
+
+	(void)intent;
+	if (db->in_tx) {
+		err_set("local database: a backup is already running");
+		return -1;
+	}
+	if (exec(db, "BEGIN IMMEDIATE", "begin backup"))
+		return -1;
+	db->in_tx = true;
+	db->seg_cached = false;
+	if (exec(db, "DELETE FROM snapshot_refs; DELETE FROM snapshot_unknown",
+	    "reset reference accounting"))
+		goto fail;
+	if ((s = stmt(db, ST_SNAP_INSERT)) == NULL)
+		goto fail;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, scheme ? scheme : "", -1, SQLITE_STATIC);
+	if (step(db, s, "insert snapshot") < 0)
+		goto fail;
+	done(s);
+	db->snapshotid = sqlite3_last_insert_rowid(db->h);
+	return 0;
+fail:
+	rollback(db);
+	return -1;
+}
+
+int64_t
+localdb_snapshot_id(const struct localdb *db)
+{
+	return db->snapshotid;
+}
+
+int
+localdb_commit_snapshot(struct localdb *db)
+{
+	sqlite3_stmt *s;
+
+	if (!db->in_tx) {
+		err_set("local database: no backup running");
+		return -1;
+	}
+	if ((s = stmt(db, ST_UTIL)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(s, 1, db->snapshotid);
+	if (step(db, s, "record segment utilization") < 0)
+		goto fail;
+	done(s);
+	if (exec(db, "COMMIT", "commit backup"))
+		goto fail;
+	db->in_tx = false;
+	db->seg_cached = false;
+	return 0;
+fail:
+	rollback(db);
+	return -1;
+}
+
+void
+localdb_abort(struct localdb *db)
+{
+	int r;
+
+	if (db == NULL)
+		return;
+	rollback(db);
+	/* The rollback may have undone the creation of missing_segments. */
+	if ((r = table_exists(db, "missing_segments")) >= 0)
+		db->has_missing = r == 1;
+}
+
+int
+localdb_find_block(struct localdb *db, const char *checksum, uint64_t size,
+    struct ref *out)
+{
+	sqlite3_stmt *s;
+	uint64_t seq;
+	const unsigned char *seg;
+	int r;
+
+	if (check_u63(size, "size"))
+		return -1;
+	if ((s = stmt(db, db->has_missing ? ST_FIND_M : ST_FIND)) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, checksum, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)size);
+	if ((r = step(db, s, "find block")) <= 0)
+		return r;
+	seg = sqlite3_column_text(s, 0);
+	if (seg == NULL || check_segment((const char *)seg) ||
+	    parse_object(sqlite3_column_text(s, 1), &seq)) {
+		done(s);
+		return -1;
+	}
+	ref_set_object(out, (const char *)seg, seq);
+	out->range = REF_RANGE_BARE;
+	out->length = size;
+	done(s);
+	return 1;
+}
+
+int
+localdb_find_old_block(struct localdb *db, const char *checksum,
+    uint64_t size, double *timestamp, int *expired)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (check_u63(size, "size"))
+		return -1;
+	if ((s = stmt(db, ST_OLD)) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, checksum, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)size);
+	if ((r = step(db, s, "find old block")) <= 0)
+		return r;
+	if (timestamp != NULL)
+		*timestamp = sqlite3_column_double(s, 0);
+	if (expired != NULL)
+		*expired = sqlite3_column_int(s, 1);
+	done(s);
+	return 1;
+}
+
+int
+localdb_block_available(struct localdb *db, const char *segment,
+    uint64_t seq)
+{
+	sqlite3_stmt *s;
+	char obj[24];
+	int r;
+
+	object_name(seq, obj);
+	if ((s = stmt(db, db->has_missing ? ST_AVAIL_M : ST_AVAIL)) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	if ((r = step(db, s, "check block")) >= 0)
+		done(s);
+	return r;
+}
+
+int
+localdb_store_block(struct localdb *db, const char *segment, uint64_t seq,
+    const char *checksum, uint64_t size, double timestamp)
+{
+	sqlite3_stmt *s;
+	int64_t segid;
+	char obj[24];
+	int r;
+
+	if (check_segment(segment) || check_u63(size, "size"))
+		return -1;
+	if ((r = segment_id(db, segment, true, &segid)) != 1) {
+		if (r == 0)
+			err_set("local database: segment row vanished");
+		return -1;
+	}
+	object_name(seq, obj);
+	if ((s = stmt(db, ST_BLOCK_INSERT)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, segid);
+	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	if (checksum != NULL)
+		sqlite3_bind_text(s, 3, checksum, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, (int64_t)size);
+	if (timestamp > 0)
+		sqlite3_bind_double(s, 5, timestamp);
+	if (step(db, s, "store block") < 0)
+		return -1;
+	done(s);
+	return 0;
+}
+
+int
+localdb_add_segment(struct localdb *db, const char *segment,
+    const char *path, const char *checksum, uint64_t data_size,
+    uint64_t disk_size, const char *type)
+{
+	sqlite3_stmt *s;
+	int64_t segid;
+	int r;
+
+	if (check_segment(segment) || check_u63(data_size, "data size") ||
+	    check_u63(disk_size, "disk size"))
+		return -1;
+	if ((r = segment_id(db, segment, true, &segid)) != 1) {
+		if (r == 0)
+			err_set("local database: segment row vanished");
+		return -1;
+	}
+	if ((s = stmt(db, ST_SEG_UPDATE)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, segid);
+	if (path != NULL)
+		sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+	if (checksum != NULL)
+		sqlite3_bind_text(s, 3, checksum, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, (int64_t)data_size);
+	sqlite3_bind_int64(s, 5, (int64_t)disk_size);
+	if (type != NULL)
+		sqlite3_bind_text(s, 6, type, -1, SQLITE_STATIC);
+	if (step(db, s, "update segment") < 0)
+		return -1;
+	done(s);
+	return 0;
+}
+
+/* Remember a segment whose referenced object block_index lacks. */
+static int
+note_unknown(struct localdb *db, const char *segment)
+{
+	sqlite3_stmt *s;
+
+	if ((s = stmt(db, ST_UNKNOWN_PUT)) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+	if (step(db, s, "record unknown object") < 0)
+		return -1;
+	done(s);
+	return 0;
+}
+
+int
+localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
+    uint64_t start, uint64_t length, bool whole)
+{
+	sqlite3_stmt *s;
+	int64_t segid, objsize, old = 0, reflen, sum;
+	bool known_size = whole && length != LOCALDB_SIZE_UNKNOWN;
+	bool had_row;
+	char obj[24];
+	int r;
+
+	if (!db->in_tx) {
+		err_set("local database: no backup running");
+		return -1;
+	}
+	if (check_segment(segment) ||
+	    (length != LOCALDB_SIZE_UNKNOWN && check_u63(length, "length")))
+		return -1;
+	/* With an asserted size the original records even unknown objects. */
+	if ((r = segment_id(db, segment, known_size, &segid)) < 0)
+		return -1;
+	if (r == 0)
+		return note_unknown(db, segment) < 0 ? -1 : 0;
+	object_name(seq, obj);
+
+	if (known_size) {
+		objsize = (int64_t)length;
+	} else {
+		if ((s = stmt(db, ST_BLOCK_SIZE)) == NULL)
+			return -1;
+		sqlite3_bind_int64(s, 1, segid);
+		sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+		if ((r = step(db, s, "look up object size")) < 0)
+			return -1;
+		if (r == 0 || sqlite3_column_type(s, 0) == SQLITE_NULL) {
+			done(s);
+			return note_unknown(db, segment) < 0 ? -1 : 0;
+		}
+		objsize = sqlite3_column_int64(s, 0);
+		done(s);
+	}
+
+	if ((s = stmt(db, ST_REF_GET)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, segid);
+	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	if ((r = step(db, s, "look up references")) < 0)
+		return -1;
+	had_row = r == 1;
+	if (had_row)
+		old = sqlite3_column_int64(s, 0);
+	done(s);
+
+	/*
+	 * HEAD's rule: partial references add up, but only a reference to
+	 * the whole object (now or before) may count it as fully used, since
+	 * the pieces may overlap.
+	 */
+	reflen = whole ? objsize : (int64_t)length;
+	sum = old > INT64_MAX - reflen ? INT64_MAX : old + reflen;
+	if (old < objsize && reflen < objsize && sum > objsize - 1)
+		sum = objsize - 1;
+	if (sum > objsize)
+		sum = objsize;
+	if (sum < 0)
+		sum = 0;
+	if (had_row && sum == old)
+		return 1;
+
+	if ((s = stmt(db, ST_REF_PUT)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, segid);
+	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, sum);
+	if (step(db, s, "record reference") < 0)
+		return -1;
+	done(s);
+	return 1;
+}
+
+void
+localdb_free_list(char **list, size_t n)
+{
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+int
+localdb_snapshot_segments(struct localdb *db, char ***list, size_t *n)
+{
+	sqlite3_stmt *s;
+	char **v = NULL;
+	size_t len = 0, cap = 0;
+	int r;
+
+	*list = NULL;
+	*n = 0;
+	if ((s = stmt(db, ST_SEGLIST)) == NULL)
+		return -1;
+	while ((r = step(db, s, "list segments")) == 1) {
+		const unsigned char *seg = sqlite3_column_text(s, 0);
+
+		if (len == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char **nv = realloc(v, ncap * sizeof(*v));
+
+			if (nv == NULL)
+				goto oom;
+			v = nv;
+			cap = ncap;
+		}
+		if ((v[len] = strdup(seg ? (const char *)seg : "")) == NULL)
+			goto oom;
+		len++;
+	}
+	if (r < 0) {
+		localdb_free_list(v, len);
+		return -1;
+	}
+	done(s);
+	*list = v;
+	*n = len;
+	return 0;
+oom:
+	done(s);
+	localdb_free_list(v, len);
+	err_set("out of memory");
+	return -1;
+}
+
+int
+localdb_legacy_algorithms(struct localdb *db, unsigned *mask)
+{
+	static const enum hash_alg algs[] = { HASH_SHA1, HASH_SHA224,
+	    HASH_SHA256 };
+	sqlite3_stmt *s;
+
+	*mask = 0;
+	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+		char lo[16], hi[16];
+		int r;
+
+		/* "<alg>=" .. "<alg>>": every "<alg>=<hex>", by the index */
+		snprintf(lo, sizeof(lo), "%s=", hash_name(algs[i]));
+		snprintf(hi, sizeof(hi), "%s>", hash_name(algs[i]));
+		if ((s = stmt(db, ST_ALG)) == NULL)
+			return -1;
+		sqlite3_bind_text(s, 1, lo, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, hi, -1, SQLITE_STATIC);
+		if ((r = step(db, s, "list checksum algorithms")) < 0)
+			return -1;
+		done(s);
+		if (r == 1)
+			*mask |= 1u << algs[i];
+	}
+	return 0;
+}
+
+int
+localdb_mark_segment_missing(struct localdb *db, const char *segment)
+{
+	sqlite3_stmt *s;
+
+	if (check_segment(segment))
+		return -1;
+	if (!db->has_missing) {
+		if (exec(db, "CREATE TABLE IF NOT EXISTS missing_segments"
+		    " (segment TEXT PRIMARY KEY)", "create missing_segments"))
+			return -1;
+		db->has_missing = true;
+	}
+	if (sqlite3_prepare_v2(db->h, "INSERT OR IGNORE INTO missing_segments"
+	    "(segment) VALUES (?1)", -1, &s, NULL) != SQLITE_OK)
+		return dberr(db, "mark segment missing");
+	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+	if (step(db, s, "mark segment missing") < 0) {
+		sqlite3_finalize(s);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int
+localdb_get_signatures(struct localdb *db, const char *segment,
+    uint64_t seq, char **algorithm, void **sig, size_t *len)
+{
+	sqlite3_stmt *s;
+	const unsigned char *alg;
+	const void *blob;
+	char obj[24];
+	int n, r;
+
+	*algorithm = NULL;
+	*sig = NULL;
+	*len = 0;
+	object_name(seq, obj);
+	if ((s = stmt(db, ST_SIG_GET)) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	if ((r = step(db, s, "read signatures")) <= 0)
+		return r;
+	alg = sqlite3_column_text(s, 0);
+	blob = sqlite3_column_blob(s, 1);
+	n = sqlite3_column_bytes(s, 1);
+	*algorithm = strdup(alg ? (const char *)alg : "");
+	*sig = malloc(n > 0 ? (size_t)n : 1);
+	if (*algorithm == NULL || *sig == NULL) {
+		done(s);
+		free(*algorithm);
+		free(*sig);
+		*algorithm = NULL;
+		*sig = NULL;
+		err_set("out of memory");
+		return -1;
+	}
+	if (n > 0)
+		memcpy(*sig, blob, (size_t)n);
+	*len = (size_t)n;
+	done(s);
+	return 1;
+}
+
+int
+localdb_put_signatures(struct localdb *db, const char *segment,
+    uint64_t seq, const char *algorithm, const void *sig, size_t len)
+{
+	sqlite3_stmt *s;
+	char obj[24];
+
+	if (len > INT32_MAX) {
+		err_set("local database: signatures too large");
+		return -1;
+	}
+	object_name(seq, obj);
+	if ((s = stmt(db, ST_SIG_PUT)) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, algorithm, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 4, len ? sig : "", (int)len, SQLITE_STATIC);
+	if (step(db, s, "store signatures") < 0)
+		return -1;
+	done(s);
+	if (sqlite3_changes(db->h) == 0) {
+		err_set("local database: no object %s/%s for signatures",
+		    segment, obj);
+		return -1;
+	}
+	return 0;
+}
