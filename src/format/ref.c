@@ -22,9 +22,12 @@ parse_dec(const char *s, size_t n, size_t *pos, uint64_t *out)
 	size_t start = *pos;
 
 	while (*pos < n && s[*pos] >= '0' && s[*pos] <= '9') {
-		v = v * 10 + (uint64_t)(s[*pos] - '0');
-		if (v > REF_NUM_MAX)
+		uint64_t d = (uint64_t)(s[*pos] - '0');
+
+		/* Check before multiplying: the product must not wrap. */
+		if (v > (REF_NUM_MAX - d) / 10)
 			return -1;
+		v = v * 10 + d;
 		(*pos)++;
 	}
 	if (*pos == start)
@@ -113,7 +116,8 @@ ref_parse(const char *s, size_t n, struct ref *r)
 		if (close == NULL)
 			goto bad;
 		clen = (size_t)(close - (s + pos + 1));
-		if (clen == 0 || clen >= HASH_STR_MAX)
+		if (clen == 0 || clen >= HASH_STR_MAX ||
+		    memchr(s + pos + 1, '\0', clen) != NULL)
 			goto bad;
 		memcpy(r->checksum, s + pos + 1, clen);
 		r->checksum[clen] = '\0';

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,9 +40,18 @@ spawn(char *const argv[], int in_fd, int out_fd, pid_t *pid, const char *what)
 int
 run_spawn_sh(const char *cmd, int in_fd, int out_fd, pid_t *pid)
 {
-	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL };
+	char sh[] = "/bin/sh", dash_c[] = "-c";
+	char *copy = strdup(cmd);
+	char *argv[] = { sh, dash_c, copy, NULL };
+	int rc;
 
-	return spawn(argv, in_fd, out_fd, pid, cmd);
+	if (copy == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	rc = spawn(argv, in_fd, out_fd, pid, cmd);
+	free(copy);
+	return rc;
 }
 
 int
