@@ -1,0 +1,1161 @@
+/*
+ * backup: scan, read, deduplicate, and commit one snapshot (see backup.h
+ * for the data flow and the commit order).
+ *
+ * The tree is walked with directory descriptors (openat), so paths longer
+ * than PATH_MAX work and a directory renamed under us cannot redirect the
+ * walk.  Memory does not grow with the number of files: the walk holds one
+ * sorted listing per directory level, the metadata writer one 64 KiB
+ * object, and everything else lives in the database and the statcache.
+ */
+#include "backup.h"
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "err.h"
+#include "escape.h"
+#include "fileio.h"
+#include "hash.h"
+#include "localdb.h"
+#include "meta.h"
+#include "metalog.h"
+#include "ref.h"
+#include "run.h"
+#include "segment.h"
+#include "statcache.h"
+#include "store.h"
+
+#define BLOCK_SIZE ((size_t)1 << 20)
+#define VOLATILE_SECONDS 30
+#define MAX_SEGMENTS_LISTED 8
+
+struct seginfo {
+	char uuid[SEGMENT_UUID_LEN + 1];
+	char *name;
+	char sha1[HASH_STR_MAX];
+};
+
+struct idcache {
+	unsigned id;
+	char *name; /* NULL: no name */
+};
+
+struct backup {
+	const struct backup_options *o;
+	const struct backup_callbacks *cb;
+	struct backup_result *res;
+	struct store *store;
+	struct localdb *db;
+	struct statcache *sc;
+	struct statcache_writer *scw;
+	struct segment_writer *sw;
+	struct metalog *ml;
+	unsigned legacy_algs;
+	time_t now;
+	struct timespec last_progress;
+	unsigned char *block;
+	struct stanza st;
+	struct buf text;  /* formatted stanza */
+	struct buf data;  /* data list */
+	struct buf tmp;
+	struct seginfo *segs; /* written by this backup */
+	size_t nsegs, segcap;
+	struct idcache users[64], groups[64];
+	size_t nusers, ngroups;
+};
+
+static void
+warnf(struct backup *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+warnf(struct backup *b, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	b->res->stats.warnings++;
+	if (b->cb && b->cb->warn)
+		b->cb->warn(b->cb->arg, msg);
+}
+
+static void
+progress(struct backup *b, bool force)
+{
+	struct timespec ts;
+
+	if (b->cb == NULL || b->cb->progress == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (!force && (ts.tv_sec - b->last_progress.tv_sec) * 1000 +
+			      (ts.tv_nsec - b->last_progress.tv_nsec) / 1000000 <
+			  500)
+		return;
+	b->last_progress = ts;
+	b->cb->progress(b->cb->arg, &b->res->stats);
+}
+
+/* A printable form of a raw path for messages. */
+static const char *
+shown(struct backup *b, const char *path)
+{
+	buf_reset(&b->tmp);
+	if (escape_encode(&b->tmp, path, strlen(path)))
+		return path;
+	return b->tmp.data;
+}
+
+/* ---- the segment close callback ---- */
+
+static int
+on_segment(void *arg, const struct segment_info *info)
+{
+	struct backup *b = arg;
+	struct seginfo *s;
+
+	if (localdb_add_segment(b->db, info->uuid, info->name, info->sha256,
+		info->data_size, info->disk_size, info->group))
+		return -1;
+	if (b->nsegs == b->segcap) {
+		size_t ncap = b->segcap ? b->segcap * 2 : 64;
+		struct seginfo *n = realloc(b->segs, ncap * sizeof(*n));
+
+		if (n == NULL) {
+			err_set("out of memory");
+			return -1;
+		}
+		b->segs = n;
+		b->segcap = ncap;
+	}
+	s = &b->segs[b->nsegs];
+	memcpy(s->uuid, info->uuid, sizeof(s->uuid));
+	memcpy(s->sha1, info->sha1, sizeof(s->sha1));
+	s->name = strdup(info->name);
+	if (s->name == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	b->nsegs++;
+	b->res->stats.segments++;
+	b->res->stats.bytes_stored += info->disk_size;
+	return 0;
+}
+
+/* ---- stanza fields ---- */
+
+static const char *
+id_name(struct idcache *cache, size_t *n, unsigned id, bool user)
+{
+	char buf[4096];
+	char *name = NULL;
+
+	for (size_t i = 0; i < *n; i++)
+		if (cache[i].id == id)
+			return cache[i].name;
+	if (user) {
+		struct passwd pw, *res = NULL;
+
+		if (getpwuid_r(id, &pw, buf, sizeof(buf), &res) == 0 && res)
+			name = strdup(res->pw_name);
+	} else {
+		struct group gr, *res = NULL;
+
+		if (getgrgid_r(id, &gr, buf, sizeof(buf), &res) == 0 && res)
+			name = strdup(res->gr_name);
+	}
+	if (*n < 64) {
+		cache[*n].id = id;
+		cache[*n].name = name;
+		(*n)++;
+		return name;
+	}
+	/* Cache full: leak-free fallback, look up every time. */
+	free(name);
+	return NULL;
+}
+
+static int
+set_owner(struct backup *b, const char *key, unsigned id, const char *name)
+{
+	buf_reset(&b->tmp);
+	if (buf_printf(&b->tmp, "%u", id))
+		return -1;
+	if (name && (buf_puts(&b->tmp, " (") ||
+			escape_encode(&b->tmp, name, strlen(name)) ||
+			buf_putc(&b->tmp, ')')))
+		return -1;
+	return stanza_set(&b->st, key, b->tmp.data, b->tmp.len);
+}
+
+static int
+set_num(struct backup *b, const char *key, long long v)
+{
+	char s[64];
+
+	snprintf(s, sizeof(s), "%lld", v);
+	return stanza_set_str(&b->st, key, s);
+}
+
+/* The fields every entry has (reference: "Fields"). */
+static int
+common_fields(struct backup *b, const char *path, const struct stat *sb)
+{
+	char inode[96], mode[16];
+	bool is_dir = S_ISDIR(sb->st_mode);
+
+	stanza_clear(&b->st);
+	buf_reset(&b->tmp);
+	if (escape_encode(&b->tmp, path, strlen(path)) ||
+	    stanza_set(&b->st, "name", b->tmp.data, b->tmp.len))
+		return -1;
+	snprintf(inode, sizeof(inode), "%u/%u/%llu", major(sb->st_dev),
+	    minor(sb->st_dev), (unsigned long long)sb->st_ino);
+	/* Octal with a leading 0, as the original ("0644"; 0 is "0"). */
+	snprintf(mode, sizeof(mode), "0%o", (unsigned)(sb->st_mode & 07777));
+	if (stanza_set_str(&b->st, "mode",
+		(sb->st_mode & 07777) ? mode : "0") ||
+	    set_num(b, "mtime", (long long)sb->st_mtime) ||
+	    set_num(b, "ctime", (long long)sb->st_ctime) ||
+	    stanza_set_str(&b->st, "inode", inode) ||
+	    set_owner(b, "user", sb->st_uid,
+		id_name(b->users, &b->nusers, sb->st_uid, true)) ||
+	    set_owner(b, "group", sb->st_gid,
+		id_name(b->groups, &b->ngroups, sb->st_gid, false)))
+		return -1;
+	if (!is_dir && sb->st_nlink > 1 &&
+	    set_num(b, "links", (long long)sb->st_nlink))
+		return -1;
+	/* Recently changed entries may still be changing: the next backup
+	 * must look at them again rather than trust the statcache. */
+	if (!is_dir && (b->now - sb->st_mtime < VOLATILE_SECONDS ||
+			   b->now - sb->st_ctime < VOLATILE_SECONDS) &&
+	    stanza_set_str(&b->st, "volatile", "1"))
+		return -1;
+	return 0;
+}
+
+/* ---- regular file contents ---- */
+
+static bool
+all_zero(const unsigned char *p, size_t n)
+{
+	static const unsigned char zeros[4096];
+
+	while (n >= sizeof(zeros)) {
+		if (memcmp(p, zeros, sizeof(zeros)))
+			return false;
+		p += sizeof(zeros);
+		n -= sizeof(zeros);
+	}
+	return memcmp(p, zeros, n) == 0;
+}
+
+static int
+append_ref(struct backup *b, const struct ref *r)
+{
+	if (b->data.len && buf_puts(&b->data, "\n    "))
+		return -1;
+	return ref_format(r, &b->data);
+}
+
+/*
+ * Find a stored copy of a block: by our hash, then by the hashes the
+ * original program used, so a database it left keeps deduplicating.
+ */
+static int
+find_block(struct backup *b, const unsigned char *p, size_t n,
+    const char *sum, struct ref *r)
+{
+	static const enum hash_alg legacy[] = { HASH_SHA224, HASH_SHA1 };
+	int found = localdb_find_block(b->db, sum, n, r);
+
+	for (size_t i = 0; found == 0 && i < 2; i++) {
+		char lsum[HASH_STR_MAX];
+
+		if (!(b->legacy_algs & (1u << legacy[i])))
+			continue;
+		if (hash_buffer(legacy[i], p, n, lsum))
+			return -1;
+		found = localdb_find_block(b->db, lsum, n, r);
+	}
+	return found;
+}
+
+/* Store or reuse one block; appends its reference to the data list. */
+static int
+do_block(struct backup *b, const unsigned char *p, size_t n, const char **status)
+{
+	char sum[HASH_STR_MAX];
+	char uuid[SEGMENT_UUID_LEN + 1];
+	char group[32] = "data";
+	uint64_t seq;
+	double age = 0;
+	int expired = 0, found;
+	struct ref r;
+
+	if (all_zero(p, n)) {
+		memset(&r, 0, sizeof(r));
+		r.kind = REF_ZERO;
+		r.range = REF_RANGE_BARE;
+		r.length = n;
+		return append_ref(b, &r);
+	}
+	if (hash_buffer(HASH_SHA256, p, n, sum))
+		return -1;
+	found = find_block(b, p, n, sum, &r);
+	if (found < 0)
+		return -1;
+	if (found == 0) {
+		/* Data that cleaning expired keeps its age and goes to the
+		 * group of its age bucket, so old data stays together. */
+		if (localdb_find_old_block(b->db, sum, n, &age, &expired) == 1) {
+			if (expired > 0)
+				snprintf(group, sizeof(group), "compacted-%d",
+				    expired);
+			if (*status == NULL)
+				*status = "partial";
+		} else {
+			age = 0;
+		}
+		if (segment_add(b->sw, group, p, n, uuid, &seq) ||
+		    localdb_store_block(b->db, uuid, seq, sum, n, age))
+			return -1;
+		ref_set_object(&r, uuid, seq);
+		r.range = REF_RANGE_BARE;
+		r.length = n;
+		b->res->stats.bytes_new += n;
+		if (*status == NULL || strcmp(*status, "old") == 0)
+			*status = "new";
+	} else if (*status == NULL) {
+		*status = "old";
+	}
+	if (localdb_use_object(b->db, r.segment, r.seq, 0, n, true) < 0)
+		return -1;
+	return append_ref(b, &r);
+}
+
+/* Read the file and fill size, checksum and data.  Read errors are
+ * warnings: what was read is kept and the entry marked volatile. */
+static int
+read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
+    const char **status)
+{
+	struct hash h;
+	char sum[HASH_STR_MAX];
+	uint64_t total = 0;
+
+	if (hash_init(&h, HASH_SHA256))
+		return -1;
+	buf_reset(&b->data);
+	for (;;) {
+		ssize_t r = fileio_read_full(fd, b->block, BLOCK_SIZE);
+
+		if (r < 0) {
+			warnf(b, "error reading '%s': %s; its backup may be "
+				 "incomplete",
+			    shown(b, path), err_msg());
+			if (stanza_set_str(&b->st, "volatile", "1"))
+				goto fail;
+			break;
+		}
+		if (r == 0)
+			break;
+		hash_update(&h, b->block, (size_t)r);
+		total += (uint64_t)r;
+		b->res->stats.bytes_read += (uint64_t)r;
+		if (do_block(b, b->block, (size_t)r, status))
+			goto fail;
+		progress(b, false);
+		if ((size_t)r < BLOCK_SIZE)
+			break;
+	}
+	if (hash_final(&h, sum))
+		return -1;
+	if (total != (uint64_t)sb->st_size) {
+		warnf(b, "size of '%s' changed during reading", shown(b, path));
+		if (stanza_set_str(&b->st, "volatile", "1"))
+			return -1;
+	}
+	b->res->stats.files_read++;
+	return set_num(b, "size", (long long)total) ||
+		stanza_set_str(&b->st, "checksum", sum) ||
+		stanza_set(&b->st, "data", b->data.data ? b->data.data : "",
+		    b->data.len)
+	    ? -1
+	    : 0;
+fail:
+	hash_abort(&h);
+	return -1;
+}
+
+/*
+ * The statcache's verdict: the file is unchanged if the previous entry is
+ * not volatile and ctime, mtime, size and inode all match, and every
+ * object it used is still available.  Then its data is reused unread.
+ */
+static int
+try_statcache(struct backup *b, const struct stat *sb,
+    struct statcache_entry *e, bool *reused)
+{
+	const char *v, *data, *sum, *p;
+	char want[96];
+
+	*reused = false;
+	if (e == NULL || b->o->rebuild_statcache)
+		return 0;
+	v = statcache_entry_get(e, "volatile");
+	if (v && strcmp(v, "0") != 0)
+		return 0;
+	snprintf(want, sizeof(want), "%lld", (long long)sb->st_ctime);
+	if ((v = statcache_entry_get(e, "ctime")) == NULL || strcmp(v, want))
+		return 0;
+	snprintf(want, sizeof(want), "%lld", (long long)sb->st_mtime);
+	if ((v = statcache_entry_get(e, "mtime")) == NULL || strcmp(v, want))
+		return 0;
+	snprintf(want, sizeof(want), "%lld", (long long)sb->st_size);
+	if ((v = statcache_entry_get(e, "size")) == NULL || strcmp(v, want))
+		return 0;
+	snprintf(want, sizeof(want), "%u/%u/%llu", major(sb->st_dev),
+	    minor(sb->st_dev), (unsigned long long)sb->st_ino);
+	if ((v = statcache_entry_get(e, "inode")) == NULL || strcmp(v, want))
+		return 0;
+	data = statcache_entry_get(e, "data");
+	sum = statcache_entry_get(e, "checksum");
+	if (data == NULL || sum == NULL)
+		return 0;
+	/* Every reference must still be available before any is used. */
+	for (int pass = 0; pass < 2; pass++) {
+		p = data;
+		while (*p) {
+			size_t len;
+			struct ref r;
+
+			p += strspn(p, " \t\n");
+			len = strcspn(p, " \t\n");
+			if (len == 0)
+				break;
+			if (ref_parse(p, len, &r)) {
+				err_clear();
+				return 0;
+			}
+			p += len;
+			if (r.kind == REF_ZERO)
+				continue;
+			if (pass == 0) {
+				int a = localdb_block_available(b->db, r.segment,
+				    r.seq);
+
+				if (a < 0)
+					return -1;
+				if (a == 0)
+					return 0;
+			} else if (localdb_use_object(b->db, r.segment, r.seq,
+				       r.range == REF_RANGE_SLICE ? r.start : 0,
+				       r.range == REF_RANGE_NONE
+					   ? LOCALDB_SIZE_UNKNOWN
+					   : r.length,
+				       r.range != REF_RANGE_SLICE) < 0) {
+				return -1;
+			}
+		}
+	}
+	if (stanza_set_str(&b->st, "size", statcache_entry_get(e, "size")) ||
+	    stanza_set_str(&b->st, "checksum", sum) ||
+	    stanza_set_str(&b->st, "data", data))
+		return -1;
+	*reused = true;
+	return 0;
+}
+
+/* ---- one entry ---- */
+
+static bool
+excluded(struct backup *b, const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	for (size_t i = 0; i < b->o->nexcludes; i++) {
+		const char *pat = b->o->excludes[i];
+
+		while (*pat == '/')
+			pat++;
+		if (strcmp(pat, path) == 0 ||
+		    fnmatch(pat, path, FNM_PATHNAME) == 0 ||
+		    (strchr(pat, '/') == NULL && fnmatch(pat, base, 0) == 0))
+			return true;
+	}
+	return false;
+}
+
+static int emit(struct backup *b, const char *path, struct statcache_entry *e,
+    const char *status);
+
+static int
+cmp_names(const void *a, const void *c)
+{
+	return strcmp(*(char *const *)a, *(char *const *)c);
+}
+
+static int dump(struct backup *b, int parent, const char *name,
+    const char *path);
+
+/* List, sort and dump the children of directory ${fd}. */
+static int
+dump_children(struct backup *b, int fd, const char *path)
+{
+	DIR *d;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int dfd = dup(fd), rc = -1;
+	struct buf child;
+
+	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		warnf(b, "cannot list directory '%s': %s", shown(b, path),
+		    strerror(errno));
+		return 0;
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			char **nn = realloc(names, ncap * sizeof(*names));
+
+			if (nn == NULL)
+				goto oom;
+			names = nn;
+			cap = ncap;
+		}
+		if ((names[n] = strdup(de->d_name)) == NULL)
+			goto oom;
+		n++;
+	}
+	closedir(d);
+	/* Siblings in byte order: the metadata log's (and statcache's) order. */
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_names);
+	buf_init(&child, BUF_UNLIMITED);
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		buf_reset(&child);
+		if ((strcmp(path, ".") != 0 &&
+			(buf_puts(&child, path) || buf_putc(&child, '/'))) ||
+		    buf_puts(&child, names[i])) {
+			rc = -1;
+			break;
+		}
+		rc = dump(b, fd, names[i], child.data);
+	}
+	buf_release(&child);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+oom:
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	err_set("out of memory");
+	return -1;
+}
+
+/*
+ * Dump the entry ${name} of directory ${parent} (recorded as ${path}), and
+ * its children if it is a directory.  Problems with the entry are
+ * warnings; -1 only for failures of the backup itself.
+ */
+static int
+dump(struct backup *b, int parent, const char *name, const char *path)
+{
+	struct stat sb;
+	struct statcache_entry *e = NULL;
+	const char *status = NULL;
+	int fd = -1, rc = -1, found;
+
+	if (excluded(b, path))
+		return 0;
+	if (fstatat(parent, name, &sb, AT_SYMLINK_NOFOLLOW)) {
+		warnf(b, "lstat '%s': %s", shown(b, path), strerror(errno));
+		return 0;
+	}
+	found = statcache_lookup(b->sc, path, strlen(path), &e);
+	if (found < 0)
+		return -1;
+	if (found == 0)
+		e = NULL;
+	if (S_ISREG(sb.st_mode)) {
+		bool reused = false;
+
+		fd = openat(parent, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOATIME | O_CLOEXEC);
+		if (fd < 0 && errno == EPERM)
+			fd = openat(parent, name,
+			    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0) {
+			warnf(b, "cannot open '%s': %s", shown(b, path),
+			    strerror(errno));
+			return 0;
+		}
+		if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+			warnf(b, "'%s' is no longer a regular file",
+			    shown(b, path));
+			rc = 0;
+			goto out;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		b->res->stats.files++;
+		if (common_fields(b, path, &sb) ||
+		    stanza_set_str(&b->st, "type", "f") ||
+		    try_statcache(b, &sb, e, &reused))
+			goto out;
+		if (!reused && read_file(b, fd, path, &sb, &status))
+			goto out;
+		if (reused)
+			status = NULL;
+		rc = emit(b, path, e, status);
+		goto out;
+	}
+	if (common_fields(b, path, &sb))
+		return -1;
+	if (S_ISDIR(sb.st_mode)) {
+		fd = openat(parent, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (stanza_set_str(&b->st, "type", "d") || emit(b, path, e, NULL))
+			goto out;
+		if (fd < 0) {
+			warnf(b, "cannot open directory '%s': %s", shown(b, path),
+			    strerror(errno));
+			rc = 0;
+			goto out;
+		}
+		rc = dump_children(b, fd, path);
+		goto out;
+	}
+	if (S_ISLNK(sb.st_mode)) {
+		char *target = malloc((size_t)sb.st_size + 2);
+		ssize_t n;
+
+		if (target == NULL) {
+			err_set("out of memory");
+			return -1;
+		}
+		n = readlinkat(parent, name, target, (size_t)sb.st_size + 1);
+		if (n < 0 || n > sb.st_size) {
+			warnf(b, "cannot read symlink '%s'", shown(b, path));
+		} else {
+			buf_reset(&b->tmp);
+			if (escape_encode(&b->tmp, target, (size_t)n) ||
+			    stanza_set(&b->st, "target", b->tmp.data, b->tmp.len)) {
+				free(target);
+				return -1;
+			}
+		}
+		free(target);
+		if (stanza_set_str(&b->st, "type", "l"))
+			return -1;
+	} else if (S_ISFIFO(sb.st_mode)) {
+		if (stanza_set_str(&b->st, "type", "p"))
+			return -1;
+	} else if (S_ISSOCK(sb.st_mode)) {
+		if (stanza_set_str(&b->st, "type", "s"))
+			return -1;
+	} else if (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode)) {
+		char dev[64];
+
+		snprintf(dev, sizeof(dev), "%u/%u", major(sb.st_rdev),
+		    minor(sb.st_rdev));
+		if (stanza_set_str(&b->st, "type", S_ISCHR(sb.st_mode) ? "c" : "b") ||
+		    stanza_set_str(&b->st, "device", dev))
+			return -1;
+	} else {
+		warnf(b, "'%s': unknown file type 0%o", shown(b, path),
+		    (unsigned)sb.st_mode);
+		return 0;
+	}
+	return emit(b, path, e, NULL);
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Format the current stanza and give it to the metadata log, reusing the
+ * previous snapshot's copy when the text is identical. */
+static int
+emit(struct backup *b, const char *path, struct statcache_entry *e,
+    const char *status)
+{
+	const char *reuse = NULL;
+
+	buf_reset(&b->text);
+	if (stanza_format(&b->st, &b->text))
+		return -1;
+	if (e && !b->o->full_metadata &&
+	    statcache_entry_equal_text(e, b->text.data, b->text.len) == 1)
+		reuse = statcache_entry_ref(e);
+	if (metalog_add(b->ml, b->text.data, b->text.len, reuse))
+		return -1;
+	b->res->stats.entries++;
+	if (b->o->verbose && b->cb && b->cb->entry)
+		b->cb->entry(b->cb->arg, path, status);
+	progress(b, false);
+	return 0;
+}
+
+/* ---- command-line paths ---- */
+
+struct root {
+	char *arg;  /* as given, trailing slashes removed */
+	char *path; /* as recorded: no leading '/', "/" is "." */
+};
+
+static int
+cmp_roots(const void *a, const void *c)
+{
+	const struct root *x = a, *y = c;
+
+	return statcache_path_cmp(x->path, strlen(x->path), y->path,
+	    strlen(y->path));
+}
+
+static int
+dump_root(struct backup *b, const struct root *r)
+{
+	char *copy = strdup(r->arg), *slash;
+	const char *dir, *name;
+	int parent, rc;
+
+	if (copy == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	slash = strrchr(copy, '/');
+	if (strcmp(r->path, ".") == 0 && r->arg[0] == '/') {
+		dir = "/";
+		name = ".";
+	} else if (slash == NULL) {
+		dir = ".";
+		name = copy;
+	} else {
+		*slash = '\0';
+		dir = slash == copy ? "/" : copy;
+		name = slash + 1;
+	}
+	parent = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (parent < 0) {
+		warnf(b, "cannot open '%s': %s", dir, strerror(errno));
+		free(copy);
+		return 0;
+	}
+	rc = dump(b, parent, name, r->path);
+	close(parent);
+	free(copy);
+	return rc;
+}
+
+static int
+make_roots(const struct backup_options *o, struct root **out, size_t *nout)
+{
+	struct root *roots = calloc(o->npaths ? o->npaths : 1, sizeof(*roots));
+	size_t n = 0;
+
+	if (roots == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < o->npaths; i++) {
+		char *a = strdup(o->paths[i]);
+		const char *p;
+		size_t len;
+
+		if (a == NULL) {
+			err_set("out of memory");
+			goto fail;
+		}
+		len = strlen(a);
+		while (len > 1 && a[len - 1] == '/')
+			a[--len] = '\0';
+		p = a;
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			p = ".";
+		roots[n].arg = a;
+		roots[n].path = strdup(p);
+		if (roots[n].path == NULL) {
+			free(a);
+			err_set("out of memory");
+			goto fail;
+		}
+		n++;
+	}
+	qsort(roots, n, sizeof(*roots), cmp_roots);
+	/* Drop repeats and paths inside another argument: each entry is
+	 * recorded once, in log order. */
+	{
+		size_t k = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			bool inside = false;
+
+			for (size_t j = 0; j < k && !inside; j++) {
+				size_t l = strlen(roots[j].path);
+
+				inside = strcmp(roots[j].path, roots[i].path) == 0 ||
+				    strcmp(roots[j].path, ".") == 0 ||
+				    (strncmp(roots[j].path, roots[i].path, l) == 0 &&
+					roots[i].path[l] == '/');
+			}
+			if (inside) {
+				free(roots[i].arg);
+				free(roots[i].path);
+			} else {
+				roots[k++] = roots[i];
+			}
+		}
+		n = k;
+	}
+	*out = roots;
+	*nout = n;
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++) {
+		free(roots[i].arg);
+		free(roots[i].path);
+	}
+	free(roots);
+	return -1;
+}
+
+/* ---- descriptor and side files ---- */
+
+static int
+cmp_str(const void *a, const void *c)
+{
+	return strcmp(*(char *const *)a, *(char *const *)c);
+}
+
+static int
+write_sha1sums(struct backup *b, char **segs, size_t nseg, const char *name,
+    char sum[HASH_STR_MAX])
+{
+	struct buf out;
+	char fname[512];
+	int rc = -1;
+
+	/* Segments written by this backup are known; for older ones the
+	 * database may hold a sha1 from the original program. */
+	buf_init(&out, BUF_UNLIMITED);
+	for (size_t i = 0; i < nseg; i++) {
+		for (size_t j = 0; j < b->nsegs; j++) {
+			if (strcmp(b->segs[j].uuid, segs[i]) == 0) {
+				if (buf_printf(&out, "%s *%s\n",
+					b->segs[j].sha1 + 5, b->segs[j].name))
+					goto out;
+				break;
+			}
+		}
+	}
+	snprintf(fname, sizeof(fname), "snapshot-%s.sha1sums", name);
+	if (hash_buffer(HASH_SHA1, out.data ? out.data : "", out.len, sum) ||
+	    store_put(b->store, fname, out.data ? out.data : "", out.len, true))
+		goto out;
+	rc = 0;
+out:
+	buf_release(&out);
+	return rc;
+}
+
+static int
+put_descriptor(struct backup *b, const char *fname, const struct buf *text)
+{
+	struct store_writer *w;
+	int in = -1;
+
+	if (b->o->signature_filter == NULL)
+		return store_put(b->store, fname, text->data, text->len, true);
+	/* The signature filter reads the text from a temp file and writes
+	 * the signed descriptor straight into the store's temp file. */
+	in = open(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+	    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (in < 0) {
+		err_setp("cannot create a temporary file");
+		return -1;
+	}
+	if (fileio_write_full(in, text->data, text->len) ||
+	    lseek(in, 0, SEEK_SET) != 0 || store_create(b->store, fname, &w)) {
+		close(in);
+		return -1;
+	}
+	{
+		pid_t pid;
+		int rc = run_spawn_sh(b->o->signature_filter, in,
+		    store_writer_fd(w), &pid);
+
+		close(in);
+		if (rc == 0)
+			rc = run_wait(pid, b->o->signature_filter);
+		if (rc) {
+			err_prefix("signature filter");
+			store_writer_abort(w);
+			return -1;
+		}
+	}
+	return store_writer_commit(w, true);
+}
+
+static int
+write_descriptor(struct backup *b, const char *name, const char *ts_local,
+    const struct buf *root)
+{
+	char **segs = NULL;
+	size_t nseg = 0;
+	char sum[HASH_STR_MAX], fname[512];
+	struct buf d;
+	int rc = -1;
+
+	if (localdb_snapshot_segments(b->db, &segs, &nseg))
+		return -1;
+	qsort(segs, nseg, sizeof(*segs), cmp_str);
+	buf_init(&d, BUF_UNLIMITED);
+	if (write_sha1sums(b, segs, nseg, name, sum))
+		goto out;
+	if (buf_printf(&d,
+		"Format: Cumulus Snapshot v0.11\n"
+		"Producer: Cumulus %s (cumulus-c)\n"
+		"Date: %s\n",
+		CUMULUS_VERSION, ts_local))
+		goto out;
+	if (b->o->scheme && buf_printf(&d, "Scheme: %s\n", b->o->scheme))
+		goto out;
+	if (buf_printf(&d, "Backup-Intent: %g\nRoot: %s\nChecksums: %s\nSegments:\n",
+		b->o->intent > 0 ? b->o->intent : 1.0, root->data, sum))
+		goto out;
+	for (size_t i = 0; i < nseg; i++)
+		if (buf_printf(&d, "    %s\n", segs[i]))
+			goto out;
+	snprintf(fname, sizeof(fname), "snapshot-%s.lbs", name);
+	/* The commit point: once this file exists the snapshot is whole. */
+	rc = put_descriptor(b, fname, &d);
+out:
+	buf_release(&d);
+	localdb_free_list(segs, nseg);
+	return rc;
+}
+
+/* ---- the whole backup ---- */
+
+static void
+collect_group(void *arg, const char *group, uint64_t raw, uint64_t stored)
+{
+	struct backup_result *res = arg;
+
+	if (res->ngroups < sizeof(res->groups) / sizeof(res->groups[0])) {
+		snprintf(res->groups[res->ngroups].group,
+		    sizeof(res->groups[0].group), "%s", group);
+		res->groups[res->ngroups].raw = raw;
+		res->groups[res->ngroups].stored = stored;
+		res->ngroups++;
+	}
+}
+
+static int
+check_scheme(const char *s)
+{
+	if (s == NULL)
+		return 0;
+	if (s[0] == '\0' || strpbrk(s, "/ \t\n\r") != NULL || s[0] == '.') {
+		err_set("invalid scheme name '%s' (no '/', whitespace or leading "
+			"'.')",
+		    s);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	/* The walk keeps one descriptor per directory level. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
+    struct backup_result *res)
+{
+	struct backup b;
+	struct segment_config cfg;
+	struct root *roots = NULL;
+	size_t nroots = 0;
+	struct buf root;
+	char ts[32], ts_local[64], fname[512];
+	struct tm tm;
+	int rc = -1;
+	bool committed = false;
+
+	memset(&b, 0, sizeof(b));
+	memset(res, 0, sizeof(*res));
+	b.o = o;
+	b.cb = cb;
+	b.res = res;
+	stanza_init(&b.st);
+	buf_init(&b.text, BUF_UNLIMITED);
+	buf_init(&b.data, BUF_UNLIMITED);
+	buf_init(&b.tmp, BUF_UNLIMITED);
+	buf_init(&root, BUF_UNLIMITED);
+	run_ignore_sigpipe();
+	raise_fd_limit();
+	if (check_scheme(o->scheme) || make_roots(o, &roots, &nroots))
+		goto out;
+	if (store_open(o->dest, true, &b.store))
+		goto out;
+	/* Snapshot names have one-second resolution: never reuse one. */
+	for (;;) {
+		uint64_t size;
+		int st;
+
+		b.now = time(NULL);
+		gmtime_r(&b.now, &tm);
+		strftime(ts, sizeof(ts), "%Y%m%dT%H%M%S", &tm);
+		snprintf(res->name, sizeof(res->name), "%s%s%s",
+		    o->scheme ? o->scheme : "", o->scheme ? "-" : "", ts);
+		snprintf(fname, sizeof(fname), "snapshot-%s.lbs", res->name);
+		st = store_stat(b.store, fname, &size);
+		if (st < 0)
+			goto out;
+		if (st == 1)
+			break;
+		sleep(1);
+	}
+	localtime_r(&b.now, &tm);
+	strftime(ts_local, sizeof(ts_local), "%Y-%m-%d %H:%M:%S %z", &tm);
+	b.block = malloc(BLOCK_SIZE);
+	if (b.block == NULL) {
+		err_set("out of memory");
+		goto out;
+	}
+	/* The database directory is private: it names every file backed up. */
+	if (o->localdb && mkdir(o->localdb, 0700) && errno != EEXIST) {
+		err_setp("cannot create local database directory '%s'",
+		    o->localdb);
+		goto out;
+	}
+	if (localdb_open(o->localdb ? o->localdb : store_local_dir(b.store),
+		&b.db) ||
+	    localdb_begin_snapshot(b.db, ts, o->scheme, o->intent) ||
+	    localdb_legacy_algorithms(b.db, &b.legacy_algs))
+		goto out;
+	if (statcache_open(o->localdb ? o->localdb : store_local_dir(b.store),
+		o->scheme, &b.sc) ||
+	    statcache_writer_open(o->localdb ? o->localdb
+					     : store_local_dir(b.store),
+		o->scheme, &b.scw))
+		goto out;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.filter = o->filter;
+	cfg.extension = o->filter_extension;
+	cfg.target_size = o->segment_size;
+	cfg.threads = o->threads;
+	if (segment_writer_open(b.store, &cfg, on_segment, &b, &b.sw) ||
+	    metalog_open(b.sw, b.db, b.scw, &b.ml))
+		goto out;
+	for (size_t i = 0; i < nroots; i++)
+		if (dump_root(&b, &roots[i]))
+			goto out;
+	{
+		struct metalog *ml = b.ml;
+
+		b.ml = NULL;
+		if (metalog_finish(ml, &root))
+			goto out;
+	}
+	if (segment_writer_finish(b.sw))
+		goto out;
+	segment_writer_stats(b.sw, collect_group, res);
+	if (write_descriptor(&b, res->name, ts_local, &root))
+		goto out;
+	committed = true;
+	/*
+	 * The snapshot is in the store.  Now the database may say so, and
+	 * then the statcache may point at it; a crash between these steps
+	 * leaves an older but consistent view, so the next backup only
+	 * stores a little more.
+	 */
+	if (localdb_commit_snapshot(b.db)) {
+		err_prefix("snapshot %s was written, but the local database "
+			   "could not record it",
+		    res->name);
+		goto out;
+	}
+	{
+		struct statcache_writer *w = b.scw;
+
+		b.scw = NULL;
+		if (statcache_writer_commit(w)) {
+			err_prefix("snapshot %s was written, but the statcache "
+				   "could not be saved",
+			    res->name);
+			goto out;
+		}
+	}
+	progress(&b, true);
+	rc = 0;
+out:
+	if (rc && committed)
+		warnf(&b, "%s", err_msg());
+	metalog_free(b.ml);
+	segment_writer_free(b.sw);
+	statcache_writer_abort(b.scw);
+	statcache_close(b.sc);
+	localdb_close(b.db);
+	store_close(b.store);
+	for (size_t i = 0; i < nroots; i++) {
+		free(roots[i].arg);
+		free(roots[i].path);
+	}
+	free(roots);
+	for (size_t i = 0; i < b.nsegs; i++)
+		free(b.segs[i].name);
+	free(b.segs);
+	for (size_t i = 0; i < b.nusers; i++)
+		free(b.users[i].name);
+	for (size_t i = 0; i < b.ngroups; i++)
+		free(b.groups[i].name);
+	free(b.block);
+	stanza_release(&b.st);
+	buf_release(&b.text);
+	buf_release(&b.data);
+	buf_release(&b.tmp);
+	buf_release(&root);
+	return committed ? 0 : rc;
+}
