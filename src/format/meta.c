@@ -209,7 +209,7 @@ stanza_get(const struct stanza *s, const char *key, size_t *len)
 int
 stanza_format(const struct stanza *s, struct buf *out)
 {
-	size_t order[STANZA_MAX_FIELDS], n = 0;
+	size_t order[STANZA_MAX_FIELDS] = { 0 }, n = 0;
 	int name = find_key(s, "name");
 
 	for (size_t i = 0; i < s->n; i++)
