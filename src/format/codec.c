@@ -34,6 +34,7 @@ struct dec {
 	bool open;      /* inside a frame/member: EOF now is truncation */
 	bool failed;    /* a read failed: later reads fail too */
 	uint64_t total; /* decoded bytes handed out */
+	unsigned members; /* gzip members started */
 	uint64_t max;
 	ZSTD_DCtx *zstd;
 	bz_stream bz;
@@ -182,10 +183,11 @@ step(struct dec *d, void *p, size_t n, size_t *got)
 		}
 		if (!d->open) {
 			/* A new member (gzip files may be concatenated). */
-			if (d->in[d->in_pos] != 0x1f) {
+			if (d->in[d->in_pos] != 0x1f && d->members > 0) {
 				d->done = true; /* trailing zeros, as gzip -d */
 				return 0;
 			}
+			d->members++;
 			if (inflateReset(&d->gz) != Z_OK) {
 				err_set("cannot reset gzip decoder");
 				return -1;
