@@ -561,7 +561,7 @@ segment_load(struct snapshot *s, struct segment *g)
 		if ((m.type != '0' && m.type != '7') ||
 		    member_seq(m.name, g->uuid, &seq))
 			continue;
-		if (g->data.len + m.size > SNAPSHOT_CACHE_SEGMENT_MAX) {
+		if (g->data.len + m.size >= SNAPSHOT_CACHE_SEGMENT_MAX) {
 			/* Too big to cache: fetch objects by streaming. */
 			source_close(&dec);
 			for (size_t i = 0; i < g->nobjs; i++)
