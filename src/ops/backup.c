@@ -961,6 +961,11 @@ write_descriptor(struct backup *b, const char *name, const char *ts_local,
 	snprintf(fname, sizeof(fname), "snapshot-%s.lbs", name);
 	/* The commit point: once this file exists the snapshot is whole. */
 	rc = put_descriptor(b, fname, &d);
+	if (rc) {
+		/* Leave no checksum file without its descriptor. */
+		snprintf(fname, sizeof(fname), "snapshot-%s.sha1sums", name);
+		store_delete(b->store, fname);
+	}
 out:
 	buf_release(&d);
 	localdb_free_list(segs, nseg);
@@ -1053,6 +1058,15 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 		st = store_stat(b.store, fname, &size);
 		if (st < 0)
 			goto out;
+		/* A failed or killed backup may have left its .sha1sums
+		 * behind (it is written before the descriptor). */
+		if (st == 1) {
+			snprintf(fname, sizeof(fname), "snapshot-%s.sha1sums",
+			    res->name);
+			st = store_stat(b.store, fname, &size);
+			if (st < 0)
+				goto out;
+		}
 		if (st == 1)
 			break;
 		sleep(1);
