@@ -411,31 +411,38 @@ fail:
  * not volatile and ctime, mtime, size and inode all match, and every
  * object it used is still available.  Then its data is reused unread.
  */
+static bool
+stat_unchanged(const struct stat *sb, struct statcache_entry *e)
+{
+	const char *v;
+	char want[96];
+
+	v = statcache_entry_get(e, "volatile");
+	if (v && strcmp(v, "0") != 0)
+		return false;
+	snprintf(want, sizeof(want), "%lld", (long long)sb->st_ctime);
+	if ((v = statcache_entry_get(e, "ctime")) == NULL || strcmp(v, want))
+		return false;
+	snprintf(want, sizeof(want), "%lld", (long long)sb->st_mtime);
+	if ((v = statcache_entry_get(e, "mtime")) == NULL || strcmp(v, want))
+		return false;
+	snprintf(want, sizeof(want), "%lld", (long long)sb->st_size);
+	if ((v = statcache_entry_get(e, "size")) == NULL || strcmp(v, want))
+		return false;
+	snprintf(want, sizeof(want), "%u/%u/%llu", major(sb->st_dev),
+	    minor(sb->st_dev), (unsigned long long)sb->st_ino);
+	return (v = statcache_entry_get(e, "inode")) != NULL &&
+	    strcmp(v, want) == 0;
+}
+
 static int
 try_statcache(struct backup *b, const struct stat *sb,
     struct statcache_entry *e, bool *reused)
 {
-	const char *v, *data, *sum, *p;
-	char want[96];
+	const char *data, *sum, *p;
 
 	*reused = false;
-	if (e == NULL || b->o->rebuild_statcache)
-		return 0;
-	v = statcache_entry_get(e, "volatile");
-	if (v && strcmp(v, "0") != 0)
-		return 0;
-	snprintf(want, sizeof(want), "%lld", (long long)sb->st_ctime);
-	if ((v = statcache_entry_get(e, "ctime")) == NULL || strcmp(v, want))
-		return 0;
-	snprintf(want, sizeof(want), "%lld", (long long)sb->st_mtime);
-	if ((v = statcache_entry_get(e, "mtime")) == NULL || strcmp(v, want))
-		return 0;
-	snprintf(want, sizeof(want), "%lld", (long long)sb->st_size);
-	if ((v = statcache_entry_get(e, "size")) == NULL || strcmp(v, want))
-		return 0;
-	snprintf(want, sizeof(want), "%u/%u/%llu", major(sb->st_dev),
-	    minor(sb->st_dev), (unsigned long long)sb->st_ino);
-	if ((v = statcache_entry_get(e, "inode")) == NULL || strcmp(v, want))
+	if (e == NULL || b->o->rebuild_statcache || !stat_unchanged(sb, e))
 		return 0;
 	data = statcache_entry_get(e, "data");
 	sum = statcache_entry_get(e, "checksum");
@@ -634,6 +641,20 @@ dump(struct backup *b, int parent, const char *name, const char *path)
 			goto out;
 		if (!reused && read_file(b, fd, path, &sb, &status))
 			goto out;
+		/* Content that changed while ctime, mtime, size and inode did
+		 * not means the statcache could not have noticed: say so. */
+		if (!reused && e && b->o->rebuild_statcache &&
+		    stat_unchanged(&sb, e)) {
+			const char *old = statcache_entry_get(e, "checksum");
+			const char *now = stanza_get(&b->st, "checksum", NULL);
+
+			if (old && now && strncmp(old, "sha256=", 7) == 0 &&
+			    strcmp(old, now) != 0)
+				warnf(b, "checksum of '%s' does not match the "
+					 "previous snapshot although its stat data "
+					 "did not change",
+				    shown(b, path));
+		}
 		if (reused)
 			status = NULL;
 		rc = emit(b, path, e, status);
