@@ -19,6 +19,7 @@
 #include "err.h"
 #include "fileio.h"
 #include "hash.h"
+#include "localdb_internal.h"
 #include "ref.h"
 
 /* Keep identical to schema.sql (test_localdb compares them). */
@@ -157,30 +158,6 @@ static const char temp_sql[] =
 	"CREATE TEMP TABLE IF NOT EXISTS snapshot_unknown (\n"
 	"    segment TEXT PRIMARY KEY);\n";
 
-/* Cached statements, prepared on first use and reset after each use. */
-enum st {
-	ST_SEG_ID,
-	ST_SEG_INSERT,
-	ST_SEG_UPDATE,
-	ST_FIND,
-	ST_FIND_M,
-	ST_OLD,
-	ST_AVAIL,
-	ST_AVAIL_M,
-	ST_BLOCK_INSERT,
-	ST_BLOCK_SIZE,
-	ST_REF_GET,
-	ST_REF_PUT,
-	ST_UNKNOWN_PUT,
-	ST_SNAP_INSERT,
-	ST_SEGLIST,
-	ST_UTIL,
-	ST_ALG,
-	ST_SIG_GET,
-	ST_SIG_PUT,
-	ST_COUNT
-};
-
 #define FIND_SQL \
 	"SELECT s.segment, b.object FROM block_index b JOIN segments s" \
 	" ON s.segmentid = b.segmentid" \
@@ -236,19 +213,6 @@ static const char *const st_sql[ST_COUNT] = {
 	    " SELECT b.blockid, ?3, ?4 FROM block_index b"
 	    " JOIN segments s ON s.segmentid = b.segmentid"
 	    " WHERE s.segment = ?1 AND b.object = ?2",
-};
-
-struct localdb {
-	sqlite3 *h;
-	char *dir;
-	bool in_tx;           /* a backup transaction is open */
-	bool has_missing;     /* table missing_segments exists */
-	int64_t snapshotid;
-	/* last segment name -> id, valid only inside the backup transaction */
-	bool seg_cached;
-	int64_t seg_cache_id;
-	char seg_cache[REF_SEGMENT_MAX + 1];
-	sqlite3_stmt *st[ST_COUNT];
 };
 
 static int

@@ -1,0 +1,54 @@
+/*
+ * localdb_internal: the database handle, shared by localdb.c (backups) and
+ * localdb_space.c (cleaning, pruning, rebuilding).  Not part of the
+ * public interface: only those two files include it, and only they may
+ * use sqlite3 directly.
+ */
+#ifndef CUMULUS_LOCALDB_INTERNAL_H
+#define CUMULUS_LOCALDB_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "ref.h"
+
+/* Cached statements, prepared on first use and reset after each use. */
+enum st {
+	ST_SEG_ID,
+	ST_SEG_INSERT,
+	ST_SEG_UPDATE,
+	ST_FIND,
+	ST_FIND_M,
+	ST_OLD,
+	ST_AVAIL,
+	ST_AVAIL_M,
+	ST_BLOCK_INSERT,
+	ST_BLOCK_SIZE,
+	ST_REF_GET,
+	ST_REF_PUT,
+	ST_UNKNOWN_PUT,
+	ST_SNAP_INSERT,
+	ST_SEGLIST,
+	ST_UTIL,
+	ST_ALG,
+	ST_SIG_GET,
+	ST_SIG_PUT,
+	ST_COUNT
+};
+
+struct localdb {
+	sqlite3 *h;
+	char *dir;
+	bool in_tx;           /* a backup transaction is open */
+	bool has_missing;     /* table missing_segments exists */
+	int64_t snapshotid;
+	/* last segment name -> id, valid only inside the backup transaction */
+	bool seg_cached;
+	int64_t seg_cache_id;
+	char seg_cache[REF_SEGMENT_MAX + 1];
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+#endif
