@@ -166,6 +166,17 @@ static const char temp_sql[] =
 	"SELECT 1 FROM block_index b JOIN segments s" \
 	" ON s.segmentid = b.segmentid" \
 	" WHERE s.segment = ?1 AND b.object = ?2 AND b.expired IS NULL"
+/* Chunks of objects still usable (sub-file incrementals). */
+#define CHUNK_FIND_SQL \
+	"SELECT s.segment, b.object, c.offset, b.size FROM chunk_index c" \
+	" JOIN block_index b ON b.blockid = c.blockid" \
+	" JOIN segments s ON s.segmentid = b.segmentid" \
+	" WHERE c.hash = ?1 AND c.length = ?2 AND b.expired IS NULL" \
+	" AND c.offset + c.length <= b.size"
+#define AVAIL_SIZE_SQL \
+	"SELECT b.size FROM block_index b JOIN segments s" \
+	" ON s.segmentid = b.segmentid" \
+	" WHERE s.segment = ?1 AND b.object = ?2 AND b.expired IS NULL"
 #define NOT_MISSING_SQL \
 	" AND s.segment NOT IN (SELECT segment FROM missing_segments)"
 
@@ -213,6 +224,14 @@ static const char *const st_sql[ST_COUNT] = {
 	    " SELECT b.blockid, ?3, ?4 FROM block_index b"
 	    " JOIN segments s ON s.segmentid = b.segmentid"
 	    " WHERE s.segment = ?1 AND b.object = ?2",
+	[ST_CHUNK_FIND] = CHUNK_FIND_SQL " LIMIT 1",
+	[ST_CHUNK_FIND_M] = CHUNK_FIND_SQL NOT_MISSING_SQL " LIMIT 1",
+	[ST_CHUNK_ADD] = "INSERT OR IGNORE INTO chunk_index(hash, length,"
+	    " blockid, offset) VALUES (?1, ?2, ?3, ?4)",
+	[ST_BLOCK_ID] = "SELECT blockid FROM block_index"
+	    " WHERE segmentid = ?1 AND object = ?2",
+	[ST_AVAIL_SIZE] = AVAIL_SIZE_SQL,
+	[ST_AVAIL_SIZE_M] = AVAIL_SIZE_SQL NOT_MISSING_SQL,
 };
 
 static int
@@ -693,6 +712,8 @@ localdb_abort(struct localdb *db)
 	if (db == NULL)
 		return;
 	rollback(db);
+	/* The rollback may have undone the creation of chunk_index, too. */
+	db->has_chunks = false;
 	/* The rollback may have undone the creation of missing_segments. */
 	if ((r = table_exists(db, "missing_segments")) >= 0)
 		db->has_missing = r == 1;
@@ -1104,4 +1125,154 @@ localdb_put_signatures(struct localdb *db, const char *segment,
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- chunk index (sub-file incrementals) ---- */
+
+/*
+ * The extension table chunk_index, created on first use.  Rows follow
+ * their block: deleting a block_index row (cleaning, or the original's
+ * tools) deletes its chunks and signatures, so a reused blockid never
+ * inherits another block's chunks.
+ */
+static const char chunk_sql[] =
+	"CREATE TABLE IF NOT EXISTS chunk_index (\n"
+	"    hash BLOB NOT NULL, length INTEGER NOT NULL,\n"
+	"    blockid INTEGER NOT NULL, offset INTEGER NOT NULL,\n"
+	"    PRIMARY KEY (hash, blockid)) WITHOUT ROWID;\n"
+	"CREATE INDEX IF NOT EXISTS chunk_index_block ON chunk_index(blockid);\n"
+	"CREATE TRIGGER IF NOT EXISTS chunk_index_forget\n"
+	"    AFTER DELETE ON block_index BEGIN\n"
+	"    DELETE FROM chunk_index WHERE blockid = old.blockid;\n"
+	"    DELETE FROM subblock_signatures WHERE blockid = old.blockid;\n"
+	"END;\n";
+
+static int
+chunks_ready(struct localdb *db)
+{
+	int r;
+
+	if (db->has_chunks)
+		return 0;
+	/* Reading needs no write: only create when absent. */
+	if ((r = table_exists(db, "chunk_index")) < 0)
+		return -1;
+	if (r == 0 && exec(db, chunk_sql, "create chunk_index"))
+		return -1;
+	db->has_chunks = true;
+	return 0;
+}
+
+int
+localdb_block_size(struct localdb *db, const char *segment, uint64_t seq,
+    uint64_t *size)
+{
+	sqlite3_stmt *s;
+	char obj[24];
+	int r;
+
+	object_name(seq, obj);
+	if ((s = stmt(db, db->has_missing ? ST_AVAIL_SIZE_M : ST_AVAIL_SIZE)) ==
+	    NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	if ((r = step(db, s, "check block")) <= 0)
+		return r;
+	/* A row without a usable size cannot be sliced safely. */
+	if (sqlite3_column_type(s, 0) != SQLITE_INTEGER ||
+	    sqlite3_column_int64(s, 0) < 0)
+		r = 0;
+	else
+		*size = (uint64_t)sqlite3_column_int64(s, 0);
+	done(s);
+	return r;
+}
+
+int
+localdb_add_chunks(struct localdb *db, const char *segment, uint64_t seq,
+    const struct localdb_chunk *c, size_t n)
+{
+	sqlite3_stmt *s;
+	int64_t segid, blockid = 0;
+	char obj[24];
+	int r;
+
+	if (n == 0)
+		return 0;
+	if (check_segment(segment) || chunks_ready(db))
+		return -1;
+	if ((r = segment_id(db, segment, false, &segid)) < 0)
+		return -1;
+	object_name(seq, obj);
+	if (r == 1) {
+		if ((s = stmt(db, ST_BLOCK_ID)) == NULL)
+			return -1;
+		sqlite3_bind_int64(s, 1, segid);
+		sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+		if ((r = step(db, s, "look up block")) < 0)
+			return -1;
+		if (r == 1) {
+			blockid = sqlite3_column_int64(s, 0);
+			done(s);
+		}
+	}
+	if (r == 0) {
+		err_set("local database: no object %s/%s for chunks", segment,
+		    obj);
+		return -1;
+	}
+	if ((s = stmt(db, ST_CHUNK_ADD)) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_blob(s, 1, c[i].digest, LOCALDB_CHUNK_DIGEST,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, c[i].length);
+		sqlite3_bind_int64(s, 3, blockid);
+		sqlite3_bind_int64(s, 4, c[i].offset);
+		if (step(db, s, "store chunk") < 0)
+			return -1;
+		done(s);
+	}
+	return 0;
+}
+
+int
+localdb_find_chunk(struct localdb *db,
+    const unsigned char digest[LOCALDB_CHUNK_DIGEST], uint32_t length,
+    struct ref *out, uint64_t *objsize)
+{
+	sqlite3_stmt *s;
+	const unsigned char *seg;
+	uint64_t seq;
+	int r;
+
+	if (!db->has_chunks) {
+		if ((r = table_exists(db, "chunk_index")) < 0)
+			return -1;
+		if (r == 0)
+			return 0;
+		db->has_chunks = true;
+	}
+	if ((s = stmt(db, db->has_missing ? ST_CHUNK_FIND_M : ST_CHUNK_FIND)) ==
+	    NULL)
+		return -1;
+	sqlite3_bind_blob(s, 1, digest, LOCALDB_CHUNK_DIGEST, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, length);
+	if ((r = step(db, s, "find chunk")) <= 0)
+		return r;
+	seg = sqlite3_column_text(s, 0);
+	if (seg == NULL || check_segment((const char *)seg) ||
+	    parse_object(sqlite3_column_text(s, 1), &seq) ||
+	    sqlite3_column_int64(s, 2) < 0 || sqlite3_column_int64(s, 3) < 0) {
+		done(s);
+		return -1;
+	}
+	ref_set_object(out, (const char *)seg, seq);
+	out->range = REF_RANGE_SLICE;
+	out->start = (uint64_t)sqlite3_column_int64(s, 2);
+	out->length = length;
+	*objsize = (uint64_t)sqlite3_column_int64(s, 3);
+	done(s);
+	return 1;
 }

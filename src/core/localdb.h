@@ -163,4 +163,39 @@ int localdb_get_signatures(struct localdb *db, const char *segment,
 int localdb_put_signatures(struct localdb *db, const char *segment,
     uint64_t seq, const char *algorithm, const void *sig, size_t len);
 
+/*
+ * Sub-file incrementals.  The extension table chunk_index(hash, length,
+ * blockid, offset) maps the SHA-256 of a content-defined chunk (the
+ * "gear-8k/sha256" signatures) to where it lies inside a stored object; it
+ * is created on first use, and a trigger removes a block's chunks and
+ * signatures when its block_index row is deleted.  The original's tools
+ * ignore it.
+ */
+#define LOCALDB_CHUNK_DIGEST 32
+struct localdb_chunk {
+	unsigned char digest[LOCALDB_CHUNK_DIGEST];
+	uint32_t offset; /* inside the object */
+	uint32_t length;
+};
+/*
+ * Whether object ${seq} of ${segment} is usable (as
+ * localdb_block_available()) and has a known size: 1 with *${size} set, 0
+ * if not, -1 on error.
+ */
+int localdb_block_size(struct localdb *db, const char *segment, uint64_t seq,
+    uint64_t *size);
+/* Index the ${n} chunks ${c} of object ${seq} of ${segment}, which must be
+ * in block_index.  0 or -1. */
+int localdb_add_chunks(struct localdb *db, const char *segment, uint64_t seq,
+    const struct localdb_chunk *c, size_t n);
+/*
+ * Find a usable object (not expired, segment not missing) holding a chunk
+ * with ${digest} and ${length}: 1 with *${out} set to the slice
+ * "<segment>/<seq>[<offset>+<length>]" and *${objsize} to the object's
+ * size, 0 if none, -1 on error.
+ */
+int localdb_find_chunk(struct localdb *db,
+    const unsigned char digest[LOCALDB_CHUNK_DIGEST], uint32_t length,
+    struct ref *out, uint64_t *objsize);
+
 #endif

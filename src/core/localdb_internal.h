@@ -35,6 +35,12 @@ enum st {
 	ST_ALG,
 	ST_SIG_GET,
 	ST_SIG_PUT,
+	ST_CHUNK_FIND,
+	ST_CHUNK_FIND_M,
+	ST_CHUNK_ADD,
+	ST_BLOCK_ID,
+	ST_AVAIL_SIZE,
+	ST_AVAIL_SIZE_M,
 	ST_COUNT
 };
 
@@ -43,6 +49,7 @@ struct localdb {
 	char *dir;
 	bool in_tx;           /* a backup transaction is open */
 	bool has_missing;     /* table missing_segments exists */
+	bool has_chunks;      /* chunk_index ensured (localdb_add_chunks) */
 	int64_t snapshotid;
 	/* last segment name -> id, valid only inside the backup transaction */
 	bool seg_cached;
