@@ -20,6 +20,7 @@
 #include "hash.h"
 #include "meta.h"
 #include "restore.h"
+#include "sigcheck.h"
 #include "snapshot.h"
 #include "source.h"
 #include "store.h"
@@ -30,7 +31,17 @@ struct util {
 	bool verbose;
 	bool dry_run;
 	struct store *st;
+	struct sigcheck sig; /* sig.key NULL: signatures not required */
 };
+
+/* Every reading command opens snapshots here, so --verify-key holds for
+ * all of them. */
+static int
+open_snapshot(struct util *u, const char *name, struct snapshot **s)
+{
+	return snapshot_open_verified(u->st, name,
+	    u->sig.key ? &u->sig : NULL, s);
+}
 
 static void
 usage(FILE *f)
@@ -42,6 +53,9 @@ usage(FILE *f)
 	    "  --localdb=DIR            the local database directory\n"
 	    "  -v, --verbose            more output\n"
 	    "  -n, --dry-run            change nothing\n"
+	    "  --verify-key=KEYID       refuse snapshots whose descriptor is not\n"
+	    "                           signed by KEYID (default: $CUMULUS_VERIFY_KEY;\n"
+	    "                           keyring in $LBS_GPG_HOME)\n"
 	    "Commands:\n"
 	    "  list-snapshots\n"
 	    "  list-snapshot-sizes\n"
@@ -125,7 +139,7 @@ cmd_sizes(struct util *u)
 		unsigned nadd = 0, nrem = 0;
 		char **cur;
 
-		if (snapshot_open(u->st, names[i], &s)) {
+		if (open_snapshot(u, names[i], &s)) {
 			fail(names[i]);
 			rc = CLI_FAIL;
 			continue;
@@ -189,7 +203,7 @@ cmd_read_snapshots(struct util *u, int argc, char **argv)
 		struct snapshot *s;
 		const struct descriptor *d;
 
-		if (snapshot_open(u->st, argv[i], &s)) {
+		if (open_snapshot(u, argv[i], &s)) {
 			rc = fail(argv[i]);
 			continue;
 		}
@@ -232,7 +246,7 @@ cmd_read_metadata(struct util *u, int argc, char **argv)
 		usage(stderr);
 		return CLI_USAGE;
 	}
-	if (snapshot_open(u->st, argv[0], &s))
+	if (open_snapshot(u, argv[0], &s))
 		return fail(argv[0]);
 	if (snapshot_meta_open(s, &it)) {
 		snapshot_close(s);
@@ -503,7 +517,7 @@ verify_one(struct util *u, const char *name)
 	int errors = 0, r;
 	bool header = false;
 
-	if (snapshot_open(u->st, name, &s)) {
+	if (open_snapshot(u, name, &s)) {
 		fail(name);
 		return 1;
 	}
@@ -732,7 +746,7 @@ cmd_restore(struct util *u, int argc, char **argv)
 	o.npaths = np;
 	o.warn = warn_cb;
 	o.progress = u->verbose ? progress_cb : NULL;
-	if (snapshot_open(u->st, args[0], &s)) {
+	if (open_snapshot(u, args[0], &s)) {
 		free(paths);
 		return fail(args[0]);
 	}
@@ -758,9 +772,13 @@ static const char *const other_issue[] = { "clean", "gc", "garbage-collect",
 int
 cli_util_main(int argc, char **argv)
 {
-	struct util u = { ".", false, false, NULL };
+	struct util u = { ".", false, false, NULL, { NULL, NULL, NULL } };
 	const char *cmd;
 	int i, rc;
+
+	/* The environment names a default key; the option overrides it. */
+	u.sig.key = getenv("CUMULUS_VERIFY_KEY");
+	u.sig.gpg_home = getenv("LBS_GPG_HOME");
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -776,6 +794,10 @@ cli_util_main(int argc, char **argv)
 			     strcmp(a, "--intent") == 0) &&
 		    i + 1 < argc)
 			i++;
+		else if (strncmp(a, "--verify-key=", 13) == 0)
+			u.sig.key = a + 13;
+		else if (strcmp(a, "--verify-key") == 0 && i + 1 < argc)
+			u.sig.key = argv[++i];
 		else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)
 			u.verbose = true;
 		else if (strcmp(a, "-n") == 0 || strcmp(a, "--dry-run") == 0)
@@ -795,6 +817,13 @@ cli_util_main(int argc, char **argv)
 	}
 	if (i >= argc) {
 		usage(stderr);
+		return CLI_USAGE;
+	}
+	/* An empty key (--verify-key=) turns a default off. */
+	if (u.sig.key && *u.sig.key == '\0')
+		u.sig.key = NULL;
+	if (u.sig.key && sigcheck_key_valid(u.sig.key)) {
+		fprintf(stderr, "cumulus-util: --verify-key: %s\n", err_msg());
 		return CLI_USAGE;
 	}
 	cmd = argv[i++];

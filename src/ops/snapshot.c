@@ -18,6 +18,7 @@
 #include "escape.h"
 #include "fileio.h"
 #include "hash.h"
+#include "sigcheck.h"
 #include "source.h"
 #include "store.h"
 #include "tar.h"
@@ -58,6 +59,7 @@ struct snapshot {
 	char *desc_path;
 	struct descriptor desc;
 	bool v011;
+	char signer[SIGCHECK_FPR_MAX + 1]; /* "" unless checked */
 	struct segment cache[SNAPSHOT_CACHE_SEGMENTS];
 	uint64_t clock;
 	char **touched;
@@ -355,6 +357,13 @@ snapshot_read_side_file(struct store *st, const char *path, size_t max,
 int
 snapshot_open(struct store *st, const char *name, struct snapshot **out)
 {
+	return snapshot_open_verified(st, name, NULL, out);
+}
+
+int
+snapshot_open_verified(struct store *st, const char *name,
+    const struct sigcheck *sig, struct snapshot **out)
+{
 	struct snapshot *s = calloc(1, sizeof(*s));
 	struct buf text;
 	int fd, r;
@@ -385,6 +394,16 @@ snapshot_open(struct store *st, const char *name, struct snapshot **out)
 	buf_init(&text, DESCRIPTOR_MAX);
 	r = fileio_read_fd(fd, &text);
 	close(fd);
+	if (r == 0 && sig != NULL) {
+		/* Parse only what the signature covers, never the file. */
+		struct buf signed_text;
+
+		buf_init(&signed_text, DESCRIPTOR_MAX);
+		r = sigcheck_verify(sig, text.data ? text.data : "", text.len,
+		    &signed_text, s->signer);
+		buf_release(&text);
+		text = signed_text;
+	}
 	if (r == 0)
 		r = descriptor_parse(text.data ? text.data : "", text.len,
 		    &s->desc);
@@ -449,6 +468,12 @@ const char *
 snapshot_descriptor_path(const struct snapshot *s)
 {
 	return s->desc_path;
+}
+
+const char *
+snapshot_signer(const struct snapshot *s)
+{
+	return s->signer[0] ? s->signer : NULL;
 }
 
 const char *

@@ -20,6 +20,7 @@ struct store;
 struct buf;
 struct snapshot;
 struct meta_iter;
+struct sigcheck;
 
 /* Segments decoded into memory at most this large are cached (64 MiB);
  * larger ones are read by streaming for each object. */
@@ -51,7 +52,14 @@ int snapshot_read_side_file(struct store *st, const char *path, size_t max,
 /* Open snapshot ${name} of ${st} (borrowed): read and check its
  * descriptor.  0 or -1. */
 int snapshot_open(struct store *st, const char *name, struct snapshot **out);
+/* The same, refusing the snapshot unless its descriptor carries a good
+ * signature as ${sig} says (NULL: no check); then only the signed text
+ * is parsed.  0 or -1. */
+int snapshot_open_verified(struct store *st, const char *name,
+    const struct sigcheck *sig, struct snapshot **out);
 void snapshot_close(struct snapshot *s);
+/* Fingerprint of the key whose signature was checked, else NULL. */
+const char *snapshot_signer(const struct snapshot *s);
 const struct descriptor *snapshot_descriptor(const struct snapshot *s);
 /* Path of the descriptor file in the store. */
 const char *snapshot_descriptor_path(const struct snapshot *s);
