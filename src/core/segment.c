@@ -32,6 +32,8 @@
 
 #define MAX_GROUPS 64
 #define OUTBUF_SIZE ((size_t)1 << 17)
+/* A segment holds at most this many times the target, uncompressed. */
+#define SEGMENT_RAW_FACTOR 8
 
 struct open_segment {
 	char uuid[SEGMENT_UUID_LEN + 1];
@@ -385,7 +387,10 @@ segment_add(struct segment_writer *w, const char *group, const void *data,
 	memcpy(uuid, s->uuid, SEGMENT_UUID_LEN + 1);
 	*seq = s->next_seq++;
 	s->data_size += len;
-	if (estimate_stored(w, g) >= w->target)
+	/* Very compressible data would make huge segments that readers can
+	 * not cache: bound the uncompressed size too. */
+	if (estimate_stored(w, g) >= w->target ||
+	    s->raw_bytes >= SEGMENT_RAW_FACTOR * w->target)
 		return seg_close(w, g);
 	return 0;
 }

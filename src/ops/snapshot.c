@@ -51,6 +51,12 @@ struct segment {
 	struct object *objs;
 	size_t nobjs;
 	uint64_t used; /* LRU clock */
+	/* Streaming segments keep a decoder open between fetches, so reading
+	 * their objects in increasing order decodes the segment once. */
+	bool cursor_open;
+	struct source cursor_dec;
+	struct tar_reader cursor_tr;
+	uint64_t cursor_next; /* members before this seq are consumed */
 };
 
 struct snapshot {
@@ -438,8 +444,12 @@ segment_drop(struct segment *g)
 	g->path = NULL;
 	g->uuid[0] = '\0';
 	g->failed = g->streaming = false;
-	buf_release(&g->data);
-	buf_init(&g->data, SNAPSHOT_CACHE_SEGMENT_MAX);
+	if (g->cursor_open) {
+		source_close(&g->cursor_dec);
+		g->cursor_open = false;
+	}
+	/* Keep the memory: touching fresh pages costs more than decoding. */
+	buf_reset(&g->data);
 }
 
 void
@@ -693,13 +703,14 @@ check_sum(const struct ref *r, const char *got)
 	return -1;
 }
 
-/* Fetch from a segment too large to cache: stream to the member. */
+/*
+ * Fetch from a segment too large to cache: read forward to the member
+ * with the segment's open cursor, reopening only to go backwards.
+ */
 static int
 fetch_streaming(struct snapshot *s, struct segment *g, const struct ref *r,
     snapshot_sink sink, void *arg)
 {
-	struct source dec;
-	struct tar_reader tr;
 	struct tar_member m;
 	struct hash h;
 	enum hash_alg alg;
@@ -708,23 +719,38 @@ fetch_streaming(struct snapshot *s, struct segment *g, const struct ref *r,
 
 	if (hashing && hash_parse(r->checksum, &alg))
 		return -1;
-	if (open_segment(s, g->path, &dec))
-		return -1;
-	tar_reader_init(&tr, &dec, CODEC_SEGMENT_MAX);
-	while ((rc = tar_next(&tr, &m)) == 1) {
+	if (g->cursor_open && r->seq < g->cursor_next) {
+		source_close(&g->cursor_dec);
+		g->cursor_open = false;
+	}
+	if (!g->cursor_open) {
+		if (open_segment(s, g->path, &g->cursor_dec))
+			return -1;
+		tar_reader_init(&g->cursor_tr, &g->cursor_dec, CODEC_SEGMENT_MAX);
+		g->cursor_open = true;
+		g->cursor_next = 0;
+	}
+	while ((rc = tar_next(&g->cursor_tr, &m)) == 1) {
 		uint64_t seq, off, len, pos = 0;
 		char got[HASH_STR_MAX];
 
 		if ((m.type != '0' && m.type != '7') ||
-		    member_seq(m.name, g->uuid, &seq) || seq != r->seq)
+		    member_seq(m.name, g->uuid, &seq))
 			continue;
-		if (ref_resolve(r, m.size, s->v011, &off, &len))
+		g->cursor_next = seq + 1;
+		if (seq != r->seq)
+			continue;
+		if (ref_resolve(r, m.size, s->v011, &off, &len)) {
+			rc = -1;
 			break;
-		if (hashing && hash_init(&h, alg))
+		}
+		if (hashing && hash_init(&h, alg)) {
+			rc = -1;
 			break;
+		}
 		for (;;) {
 			unsigned char tmp[65536];
-			ssize_t n = tar_read(&tr, tmp, sizeof(tmp));
+			ssize_t n = tar_read(&g->cursor_tr, tmp, sizeof(tmp));
 			uint64_t a, b;
 
 			if (n <= 0) {
@@ -755,12 +781,14 @@ fetch_streaming(struct snapshot *s, struct segment *g, const struct ref *r,
 		}
 		if (rc < 0)
 			break;
-		return source_close(&dec);
+		return 0;
 	}
 	if (rc == 0)
 		err_set("object %s/%08" PRIx64 " not found in its segment",
 		    r->segment, r->seq);
-	source_close(&dec);
+	/* A failed or exhausted cursor starts over next time. */
+	source_close(&g->cursor_dec);
+	g->cursor_open = false;
 	return -1;
 }
 
