@@ -16,6 +16,9 @@ enum cli_exit {
 
 int cli_backup_main(int argc, char **argv);
 int cli_util_main(int argc, char **argv);
+/* cumulus-util's space commands (gc, forget, clean, ...): the whole
+ * cumulus-util command line. */
+int cli_space_main(int argc, char **argv);
 int cli_sync_main(int argc, char **argv);
 int cli_store_main(int argc, char **argv);
 

@@ -765,6 +765,7 @@ cmd_restore(struct util *u, int argc, char **argv)
 
 /* ---- dispatch ---- */
 
+/* Space commands: cmd_space.c parses the whole command line again. */
 static const char *const other_issue[] = { "clean", "gc", "garbage-collect",
 	"prune-db", "delete-snapshot", "forget", "rebuild-db", "check-db",
 	NULL };
@@ -830,12 +831,8 @@ cli_util_main(int argc, char **argv)
 	argc -= i;
 	argv += i;
 	for (size_t k = 0; other_issue[k]; k++)
-		if (strcmp(cmd, other_issue[k]) == 0) {
-			fprintf(stderr, "cumulus-util: %s: not available in this "
-					"version\n",
-			    cmd);
-			return CLI_FAIL;
-		}
+		if (strcmp(cmd, other_issue[k]) == 0)
+			return cli_space_main(argc + i, argv - i);
 	if (strcmp(cmd, "list-snapshots") && strcmp(cmd, "list-snapshot-sizes") &&
 	    strcmp(cmd, "read-snapshots") && strcmp(cmd, "read-metadata") &&
 	    strcmp(cmd, "verify-snapshots") && strcmp(cmd, "object-sums") &&
