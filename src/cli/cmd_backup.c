@@ -14,12 +14,13 @@
 #include "cli.h"
 #include "err.h"
 #include "escape.h"
+#include "store.h"
 
 static const char usage_text[] =
     "Usage: cumulus [OPTION]... --dest=DIR PATHS...\n"
     "Make an incremental snapshot of PATHS in the store DIR.\n"
     "\n"
-    "  --dest=DIR               store directory (or file:///DIR)\n"
+    "  --dest=URL               store: DIR, file:///DIR or s3://BUCKET/PREFIX\n"
     "  --localdb=DIR            local database directory (default: --dest)\n"
     "  --scheme=NAME            name of this set of snapshots\n"
     "  --intent=FLOAT           backup intent (1 daily, 7 weekly, ...)\n"
@@ -32,7 +33,10 @@ static const char usage_text[] =
     "  --segment-size=BYTES     target stored segment size (default 4 MiB)\n"
     "  --threads=N              compression threads (default: cores)\n"
     "  --tmpdir=DIR             temporary files (default $TMPDIR or /tmp)\n"
-    "  --upload-script=CMD      (remote stores: not in this version)\n"
+    "  --upload-script=CMD      send files to CMD's PUT protocol instead of\n"
+    "                           --dest (e.g. \"cumulus-store s3://b/p\");\n"
+    "                           needs --localdb\n"
+    "  --upload-jobs=N          parallel uploads to a remote store (default 4)\n"
     "  -v, --verbose            list each path\n"
     "      --help               show this help\n"
     "      --version            show the version\n"
@@ -118,7 +122,7 @@ cli_backup_main(int argc, char **argv)
 	enum {
 		O_DEST = 256, O_LOCALDB, O_SCHEME, O_INTENT, O_FILTER, O_EXT,
 		O_SIG, O_EXCLUDE, O_FULL, O_REBUILD, O_TMPDIR, O_UPLOAD, O_HELP,
-		O_VERSION, O_SEGSIZE, O_THREADS
+		O_VERSION, O_SEGSIZE, O_THREADS, O_JOBS
 	};
 	static const struct option opts[] = {
 		{ "dest", required_argument, NULL, O_DEST },
@@ -133,6 +137,7 @@ cli_backup_main(int argc, char **argv)
 		{ "rebuild-statcache", no_argument, NULL, O_REBUILD },
 		{ "tmpdir", required_argument, NULL, O_TMPDIR },
 		{ "upload-script", required_argument, NULL, O_UPLOAD },
+		{ "upload-jobs", required_argument, NULL, O_JOBS },
 		{ "segment-size", required_argument, NULL, O_SEGSIZE },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -146,6 +151,8 @@ cli_backup_main(int argc, char **argv)
 	struct ui ui = { isatty(2) != 0, false };
 	const char **excludes = calloc((size_t)argc + 1, sizeof(char *));
 	bool ext_given = false;
+	char *script_url = NULL;
+	const char *upload = NULL;
 	int c, rc;
 
 	memset(&o, 0, sizeof(o));
@@ -197,11 +204,21 @@ cli_backup_main(int argc, char **argv)
 			setenv("TMPDIR", optarg, 1);
 			break;
 		case O_UPLOAD:
-			fprintf(stderr, "cumulus: --upload-script: remote stores "
-					"are not supported by this version; use "
-					"--dest=DIR\n");
-			free(excludes);
-			return CLI_USAGE;
+			upload = optarg;
+			break;
+		case O_JOBS: {
+			char *end;
+			long j = strtol(optarg, &end, 10);
+
+			if (*end || j < 1 || j > 32) {
+				fprintf(stderr, "cumulus: --upload-jobs must be "
+						"1 to 32\n");
+				free(excludes);
+				return CLI_USAGE;
+			}
+			store_set_default_jobs((unsigned)j);
+			break;
+		}
 		case O_SEGSIZE:
 			if (parse_size(optarg, &o.segment_size)) {
 				fprintf(stderr, "cumulus: invalid --segment-size "
@@ -237,11 +254,34 @@ cli_backup_main(int argc, char **argv)
 			return CLI_USAGE;
 		}
 	}
+	/* The upload script is a write-only store: nothing can be read
+	 * back, so the database must be local. */
+	if (upload) {
+		if (o.dest || o.localdb == NULL || upload[0] == '\0') {
+			fprintf(stderr, "cumulus: --upload-script needs --localdb "
+					"and replaces --dest\n");
+			free(excludes);
+			return CLI_USAGE;
+		}
+		if (asprintf(&script_url, "script:%s", upload) < 0) {
+			fprintf(stderr, "cumulus: out of memory\n");
+			free(excludes);
+			return CLI_FAIL;
+		}
+		o.dest = script_url;
+	}
+	if (o.dest && o.localdb == NULL && strstr(o.dest, "://") &&
+	    strncmp(o.dest, "file://", 7) != 0) {
+		fprintf(stderr, "cumulus: a remote --dest needs --localdb\n");
+		free(excludes);
+		return CLI_USAGE;
+	}
 	if (o.dest == NULL || optind >= argc) {
 		fprintf(stderr, "cumulus: %s\n",
 		    o.dest == NULL ? "--dest is required" : "no paths given");
 		fputs(usage_text, stderr);
 		free(excludes);
+		free(script_url);
 		return CLI_USAGE;
 	}
 	/* A user filter without an extension: the original's default. */
@@ -257,6 +297,7 @@ cli_backup_main(int argc, char **argv)
 	rc = backup_run(&o, &cb, &res);
 	ui_clear(&ui);
 	free(excludes);
+	free(script_url);
 	if (rc) {
 		fprintf(stderr, "cumulus: backup failed: %s\n", err_msg());
 		return CLI_FAIL;

@@ -321,10 +321,13 @@ seg_close(struct segment_writer *w, struct group *g)
 	info.disk_size = s->stored;
 	if (hash_final(&s->sha1, info.sha1) || hash_final(&s->sha256, info.sha256))
 		return -1;
-	/* Publish: after this the segment is durable under its name. */
+	/* Publish: after this the segment is durable under its name.  A
+	 * remote store may still be uploading it; its next synchronous
+	 * write (the .sha1sums file, then the descriptor) waits for that
+	 * and fails if the upload failed (store.h, "Ordering"). */
 	sw = s->sw;
 	s->sw = NULL;
-	if (store_writer_commit(sw, true))
+	if (store_writer_commit_async(sw, true))
 		return -1;
 	g->stored_total += s->stored;
 	rc = w->cb ? w->cb(w->cb_arg, &info) : 0;

@@ -1,15 +1,14 @@
 /*
- * store: the file backend (a directory).  Every write goes through the
- * fileio publish protocol, so a crash never leaves a partial file under a
- * store name; leftover ".tmp.*" files are ignored by readers and removed
- * by garbage collection.
+ * store: names, backend dispatch by URL, staging of remote writes, the
+ * listing cache of remote stores and the asynchronous upload queue (see
+ * store.h and store_backend.h).
  */
 #include "store.h"
 
 #include <sys/stat.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,90 +17,120 @@
 #include "buf.h"
 #include "err.h"
 #include "fileio.h"
+#include "store_backend.h"
+
+#define MAX_JOBS 64
+
+static const struct store_ops *const backends[] = {
+	&store_s3_ops,
+	&store_script_ops,
+};
+
+/* One listed directory of a remote store: names with sizes. */
+struct cache_dir {
+	char *dir;
+	char **names;
+	uint64_t *sizes; /* UINT64_MAX: deleted since listed */
+	size_t n, cap;
+	bool sorted;
+};
+
+struct job {
+	struct job *next;
+	char *name;
+	char *path;
+	int fd;
+	bool noreplace;
+};
 
 struct store {
 	char *url;
-	char *dir;
+	const struct store_ops *ops;
+	void *impl;
+	unsigned jobs;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t threads[MAX_JOBS];
+	unsigned nthreads;
+	struct job *qhead, *qtail;
+	unsigned pending; /* queued + running */
+	bool stopping;
+	char *failed; /* first asynchronous error; sticky */
+	struct cache_dir *cache;
+	size_t ncache;
 };
+
+/* Set once by the command layer before any store is opened. */
+static unsigned default_jobs;
+
+void
+store_set_default_jobs(unsigned jobs)
+{
+	default_jobs = jobs;
+}
 
 struct store_writer {
-	struct fileio_tmp tmp;
+	struct store *st;
+	void *native;
+	int fd;
+	char *name;
+	char *path; /* staged file, while it has a name */
 };
-
-static int
-mkdir_p(const char *path)
-{
-	char *p = strdup(path);
-	int rc = 0;
-
-	if (p == NULL) {
-		err_set("out of memory");
-		return -1;
-	}
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || *s == '\0') {
-			char c = *s;
-
-			*s = '\0';
-			if (mkdir(p, 0755) && errno != EEXIST) {
-				err_setp("cannot create directory '%s'", p);
-				rc = -1;
-				break;
-			}
-			*s = c;
-			if (c == '\0')
-				break;
-		}
-	}
-	free(p);
-	return rc;
-}
 
 int
 store_open(const char *url, bool create, struct store **out)
 {
-	const char *path = url;
+	const struct store_ops *ops = &store_file_ops;
 	struct store *st;
-	struct stat sb;
 
 	*out = NULL;
-	if (strncmp(url, "file://", 7) == 0) {
-		path = url + 7;
-		if (path[0] != '/') {
-			err_set("store URL '%s': file:// URLs need an absolute "
-				"path (file:///path)",
-			    url);
-			return -1;
-		}
-	} else if (strstr(url, "://") != NULL) {
-		err_set("store URL '%s': this build supports only local "
-			"directories and file:/// URLs",
+	for (size_t i = 0; i < sizeof(backends) / sizeof(*backends); i++)
+		if (strncmp(url, backends[i]->scheme,
+			strlen(backends[i]->scheme)) == 0)
+			ops = backends[i];
+	if (ops == &store_file_ops && strncmp(url, "file://", 7) != 0 &&
+	    strstr(url, "://") != NULL) {
+		err_set("store URL '%.200s': unknown scheme (use a directory, "
+			"file:///DIR or s3://BUCKET/PREFIX)",
 		    url);
 		return -1;
 	}
-	if (path[0] == '\0') {
-		err_set("empty store path");
-		return -1;
-	}
-	if (create && mkdir_p(path))
-		return -1;
-	if (stat(path, &sb)) {
-		err_setp("store '%s'", path);
-		return -1;
-	}
-	if (!S_ISDIR(sb.st_mode)) {
-		err_set("store '%s' is not a directory", path);
-		return -1;
-	}
 	st = calloc(1, sizeof(*st));
-	if (st == NULL || (st->url = strdup(url)) == NULL ||
-	    (st->dir = strdup(path)) == NULL) {
-		store_close(st);
+	if (st == NULL || (st->url = strdup(url)) == NULL) {
+		free(st);
 		err_set("out of memory");
 		return -1;
 	}
+	st->ops = ops;
+	st->jobs = ops->default_jobs ? ops->default_jobs : 1;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	if (ops->open(url, create, &st->impl)) {
+		st->impl = NULL;
+		store_close(st);
+		return -1;
+	}
+	if (default_jobs)
+		store_set_jobs(st, default_jobs);
 	*out = st;
 	return 0;
+}
+
+static void
+cache_free(struct store *st)
+{
+	for (size_t i = 0; i < st->ncache; i++) {
+		struct cache_dir *c = &st->cache[i];
+
+		for (size_t j = 0; j < c->n; j++)
+			free(c->names[j]);
+		free(c->names);
+		free(c->sizes);
+		free(c->dir);
+	}
+	free(st->cache);
+	st->cache = NULL;
+	st->ncache = 0;
 }
 
 void
@@ -109,15 +138,29 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	/* Uploads still queued finish (their files are harmless without a
+	 * descriptor); then the threads stop. */
+	store_flush(st);
+	pthread_mutex_lock(&st->mu);
+	st->stopping = true;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	for (unsigned i = 0; i < st->nthreads; i++)
+		pthread_join(st->threads[i], NULL);
+	if (st->impl)
+		st->ops->close(st->impl);
+	cache_free(st);
+	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->cv);
+	free(st->failed);
 	free(st->url);
-	free(st->dir);
 	free(st);
 }
 
 const char *
 store_local_dir(const struct store *st)
 {
-	return st->dir;
+	return st->ops->local_dir ? st->ops->local_dir(st->impl) : NULL;
 }
 
 const char *
@@ -126,14 +169,28 @@ store_url(const struct store *st)
 	return st->url;
 }
 
+void
+store_set_jobs(struct store *st, unsigned jobs)
+{
+	unsigned max = st->ops->max_jobs ? st->ops->max_jobs : 1;
+
+	if (jobs == 0)
+		jobs = st->ops->default_jobs ? st->ops->default_jobs : 1;
+	if (jobs > max)
+		jobs = max;
+	if (jobs > MAX_JOBS)
+		jobs = MAX_JOBS;
+	st->jobs = jobs;
+}
+
 /* Names come from descriptors and command lines: refuse anything that
- * could leave the store directory. */
+ * could leave the store directory or the store's prefix. */
 static int
 check_name(const char *name)
 {
 	const char *p = name;
 
-	if (name[0] == '\0' || name[0] == '/')
+	if (name[0] == '\0' || name[0] == '/' || strlen(name) > 1024)
 		goto bad;
 	while (*p) {
 		const char *slash = strchr(p, '/');
@@ -148,73 +205,432 @@ check_name(const char *name)
 		if (*p == '\0')
 			goto bad;
 	}
+	for (p = name; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			goto bad;
 	return 0;
 bad:
 	err_set("invalid store file name '%.200s'", name);
 	return -1;
 }
 
-/* Split ${name} into the directory to write in and the base name. */
+/* ---- listing cache (remote stores; callers hold st->mu) ---- */
+
 static int
-full_dir(const struct store *st, const char *name, struct buf *dir,
-    const char **base)
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct pair {
+	char *name;
+	uint64_t size;
+};
+
+static void
+cache_sort(struct cache_dir *c)
+{
+	struct pair *v;
+
+	if (c->sorted || c->n < 2) {
+		c->sorted = true;
+		return;
+	}
+	/* Sort names and sizes together (strcmp on the first member).
+	 * Out of memory: stay unsorted, lookups fall back to a scan. */
+	v = malloc(c->n * sizeof(*v));
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++) {
+		v[i].name = c->names[i];
+		v[i].size = c->sizes[i];
+	}
+	qsort(v, c->n, sizeof(*v), cmp_names);
+	for (size_t i = 0; i < c->n; i++) {
+		c->names[i] = v[i].name;
+		c->sizes[i] = v[i].size;
+	}
+	free(v);
+	c->sorted = true;
+}
+
+static struct cache_dir *
+cache_find_dir(struct store *st, const char *dir)
+{
+	for (size_t i = 0; i < st->ncache; i++)
+		if (strcmp(st->cache[i].dir, dir) == 0)
+			return &st->cache[i];
+	return NULL;
+}
+
+/* Index of ${base} in ${c}, or -1. */
+static long
+cache_index(struct cache_dir *c, const char *base)
+{
+	size_t lo = 0, hi;
+
+	cache_sort(c);
+	if (!c->sorted) {
+		for (size_t i = 0; i < c->n; i++)
+			if (strcmp(c->names[i], base) == 0)
+				return (long)i;
+		return -1;
+	}
+	hi = c->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int r = strcmp(c->names[mid], base);
+
+		if (r == 0)
+			return (long)mid;
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static int
+cache_add(struct cache_dir *c, const char *base, uint64_t size)
+{
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 256;
+		char **nn = realloc(c->names, ncap * sizeof(*nn));
+		uint64_t *ns;
+
+		if (nn == NULL)
+			goto oom;
+		c->names = nn;
+		ns = realloc(c->sizes, ncap * sizeof(*ns));
+		if (ns == NULL)
+			goto oom;
+		c->sizes = ns;
+		c->cap = ncap;
+	}
+	if ((c->names[c->n] = strdup(base)) == NULL)
+		goto oom;
+	c->sizes[c->n++] = size;
+	c->sorted = false;
+	return 0;
+oom:
+	err_set("out of memory");
+	return -1;
+}
+
+static int
+fill_cb(void *arg, const char *name, uint64_t size)
+{
+	struct cache_dir *c = arg;
+
+	if (name[0] == '.' || strchr(name, '/') != NULL)
+		return 0; /* temp files; nothing below the directory */
+	return cache_add(c, name, size);
+}
+
+/* The cached listing of ${dir}, listing it now if needed. */
+static struct cache_dir *
+cache_dir(struct store *st, const char *dir)
+{
+	struct cache_dir *c = cache_find_dir(st, dir), tmp;
+
+	if (c)
+		return c;
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.dir = strdup(dir);
+	if (tmp.dir == NULL) {
+		err_set("out of memory");
+		return NULL;
+	}
+	if (st->ops->list(st->impl, dir, fill_cb, &tmp)) {
+		for (size_t j = 0; j < tmp.n; j++)
+			free(tmp.names[j]);
+		free(tmp.names);
+		free(tmp.sizes);
+		free(tmp.dir);
+		return NULL;
+	}
+	c = realloc(st->cache, (st->ncache + 1) * sizeof(*c));
+	if (c == NULL) {
+		err_set("out of memory");
+		for (size_t j = 0; j < tmp.n; j++)
+			free(tmp.names[j]);
+		free(tmp.names);
+		free(tmp.sizes);
+		free(tmp.dir);
+		return NULL;
+	}
+	st->cache = c;
+	st->cache[st->ncache] = tmp;
+	return &st->cache[st->ncache++];
+}
+
+/* Split ${name} into a directory (copied into ${dir}) and a base name. */
+static const char *
+split_name(const char *name, char *dir, size_t dirsize)
 {
 	const char *slash = strrchr(name, '/');
+	size_t len = slash ? (size_t)(slash - name) : 0;
 
-	buf_init(dir, 1 << 16);
-	if (buf_puts(dir, st->dir))
-		return -1;
-	if (slash) {
-		if (buf_putc(dir, '/') ||
-		    buf_append(dir, name, (size_t)(slash - name)))
-			return -1;
-		*base = slash + 1;
-	} else {
-		*base = name;
+	if (len >= dirsize)
+		len = dirsize - 1;
+	memcpy(dir, name, len);
+	dir[len] = '\0';
+	return slash ? slash + 1 : name;
+}
+
+/* Record a write or delete in a directory that is already cached. */
+static void
+cache_note(struct store *st, const char *name, uint64_t size)
+{
+	char dir[1100];
+	const char *base = split_name(name, dir, sizeof(dir));
+	struct cache_dir *c;
+	long i;
+
+	if (!st->ops->cache_listing)
+		return;
+	pthread_mutex_lock(&st->mu);
+	c = cache_find_dir(st, dir);
+	if (c) {
+		i = cache_index(c, base);
+		if (i >= 0)
+			c->sizes[i] = size;
+		else if (size != UINT64_MAX)
+			cache_add(c, base, size);
 	}
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* ---- the upload queue ---- */
+
+static void
+stage_release(int fd, char *path)
+{
+	if (fd >= 0)
+		close(fd);
+	if (path) {
+		unlink(path);
+		free(path);
+	}
+}
+
+/* Upload one staged file; records the error on failure. */
+static int
+do_put(struct store *st, const char *name, int fd, const char *path,
+    bool noreplace)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb)) {
+		err_setp("staged file for '%s'", name);
+		return -1;
+	}
+	if (st->ops->put(st->impl, name, fd, path, noreplace))
+		return -1;
+	cache_note(st, name, (uint64_t)sb.st_size);
 	return 0;
 }
+
+static void *
+worker(void *arg)
+{
+	struct store *st = arg;
+
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		struct job *j;
+		int rc;
+
+		while (st->qhead == NULL && !st->stopping)
+			pthread_cond_wait(&st->cv, &st->mu);
+		if (st->qhead == NULL)
+			break;
+		j = st->qhead;
+		st->qhead = j->next;
+		if (st->qhead == NULL)
+			st->qtail = NULL;
+		/* After a failure the rest is not uploaded: the backup
+		 * fails anyway, and every upload costs time and money. */
+		rc = st->failed ? 0 : 1;
+		pthread_mutex_unlock(&st->mu);
+		if (rc)
+			rc = do_put(st, j->name, j->fd, j->path, j->noreplace);
+		pthread_mutex_lock(&st->mu);
+		if (rc && st->failed == NULL)
+			st->failed = strdup(err_msg()[0] ? err_msg()
+							  : "upload failed");
+		stage_release(j->fd, j->path);
+		free(j->name);
+		free(j);
+		st->pending--;
+		pthread_cond_broadcast(&st->cv);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+/* Report the first asynchronous failure (caller holds st->mu). */
+static int
+failed_locked(struct store *st)
+{
+	if (st->failed == NULL)
+		return 0;
+	err_set("%s", st->failed);
+	return -1;
+}
+
+int
+store_flush(struct store *st)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->mu);
+	while (st->pending > 0)
+		pthread_cond_wait(&st->cv, &st->mu);
+	rc = failed_locked(st);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+/* ---- writing ---- */
 
 int
 store_create(struct store *st, const char *name, struct store_writer **out)
 {
 	struct store_writer *w;
-	struct buf dir;
-	const char *base;
-	int rc = -1;
+	const char *tmpdir = getenv("TMPDIR");
 
 	*out = NULL;
 	if (check_name(name))
 		return -1;
 	w = calloc(1, sizeof(*w));
-	if (w == NULL) {
+	if (w == NULL || (w->name = strdup(name)) == NULL) {
+		free(w);
 		err_set("out of memory");
 		return -1;
 	}
-	if (full_dir(st, name, &dir, &base) == 0 &&
-	    (strchr(name, '/') == NULL || mkdir_p(dir.data) == 0) &&
-	    fileio_tmp_open(&w->tmp, dir.data, base) == 0) {
+	w->st = st;
+	w->fd = -1;
+	if (st->ops->w_create) {
+		if (st->ops->w_create(st->impl, name, &w->native, &w->fd))
+			goto fail;
 		*out = w;
-		rc = 0;
-	} else {
-		free(w);
+		return 0;
 	}
-	buf_release(&dir);
-	return rc;
+	/* Remote: stage the bytes locally; commit uploads them. */
+	if (tmpdir == NULL || tmpdir[0] == '\0')
+		tmpdir = "/tmp";
+	if (asprintf(&w->path, "%s/cumulus-stage.XXXXXX", tmpdir) < 0) {
+		w->path = NULL;
+		err_set("out of memory");
+		goto fail;
+	}
+	w->fd = mkostemp(w->path, O_CLOEXEC);
+	if (w->fd < 0) {
+		err_setp("cannot create a staging file in '%s'", tmpdir);
+		goto fail;
+	}
+	if (!st->ops->put_needs_path) {
+		unlink(w->path);
+		free(w->path);
+		w->path = NULL;
+	}
+	*out = w;
+	return 0;
+fail:
+	free(w->path);
+	free(w->name);
+	free(w);
+	return -1;
 }
 
 int
 store_writer_fd(const struct store_writer *w)
 {
-	return w->tmp.fd;
+	return w->fd;
+}
+
+static void
+writer_free(struct store_writer *w)
+{
+	stage_release(w->fd, w->path);
+	free(w->name);
+	free(w);
 }
 
 int
 store_writer_commit(struct store_writer *w, bool noreplace)
 {
-	int rc = fileio_tmp_commit(&w->tmp, noreplace);
+	struct store *st = w->st;
+	int rc;
 
+	if (w->native) {
+		rc = st->ops->w_commit(w->native, noreplace);
+		free(w->name);
+		free(w);
+		return rc;
+	}
+	/* Ordered after every asynchronous commit before it. */
+	rc = store_flush(st);
+	if (rc == 0)
+		rc = do_put(st, w->name, w->fd, w->path, noreplace);
+	writer_free(w);
+	return rc;
+}
+
+int
+store_writer_commit_async(struct store_writer *w, bool noreplace)
+{
+	struct store *st = w->st;
+	struct job *j;
+	int rc = 0;
+
+	if (w->native || st->jobs <= 1)
+		return store_writer_commit(w, noreplace);
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		err_set("out of memory");
+		store_writer_abort(w);
+		return -1;
+	}
+	j->name = w->name;
+	j->path = w->path;
+	j->fd = w->fd;
+	j->noreplace = noreplace;
 	free(w);
+	pthread_mutex_lock(&st->mu);
+	/* A bounded number of files in flight: each one is a temp file. */
+	while (st->pending >= st->jobs && st->failed == NULL)
+		pthread_cond_wait(&st->cv, &st->mu);
+	if (failed_locked(st)) {
+		pthread_mutex_unlock(&st->mu);
+		stage_release(j->fd, j->path);
+		free(j->name);
+		free(j);
+		return -1;
+	}
+	if (st->nthreads < st->jobs) {
+		if (pthread_create(&st->threads[st->nthreads], NULL, worker,
+			st) == 0)
+			st->nthreads++;
+		else if (st->nthreads == 0) {
+			pthread_mutex_unlock(&st->mu);
+			err_set("cannot start an upload thread");
+			stage_release(j->fd, j->path);
+			free(j->name);
+			free(j);
+			return -1;
+		}
+	}
+	if (st->qtail)
+		st->qtail->next = j;
+	else
+		st->qhead = j;
+	st->qtail = j;
+	st->pending++;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
 	return rc;
 }
 
@@ -223,8 +639,13 @@ store_writer_abort(struct store_writer *w)
 {
 	if (w == NULL)
 		return;
-	fileio_tmp_abort(&w->tmp);
-	free(w);
+	if (w->native) {
+		w->st->ops->w_abort(w->native);
+		free(w->name);
+		free(w);
+		return;
+	}
+	writer_free(w);
 }
 
 int
@@ -243,139 +664,174 @@ store_put(struct store *st, const char *name, const void *p, size_t n,
 	return store_writer_commit(w, noreplace);
 }
 
+/* ---- reading ---- */
+
 static int
-full_path(const struct store *st, const char *name, struct buf *out)
+temp_fd(void)
 {
-	buf_init(out, 1 << 16);
-	if (check_name(name))
+	const char *tmpdir = getenv("TMPDIR");
+	char *path;
+	int fd;
+
+	if (tmpdir == NULL || tmpdir[0] == '\0')
+		tmpdir = "/tmp";
+	fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* Filesystems without O_TMPFILE: create and unlink at once. */
+	if (asprintf(&path, "%s/cumulus-get.XXXXXX", tmpdir) < 0) {
+		err_set("out of memory");
 		return -1;
-	return buf_printf(out, "%s/%s", st->dir, name);
+	}
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		err_setp("cannot create a temporary file in '%s'", tmpdir);
+	else
+		unlink(path);
+	free(path);
+	return fd;
 }
 
 int
 store_open_read(struct store *st, const char *name, int *fd)
 {
-	struct buf path;
-	int rc = -1;
+	int r, tfd;
 
 	*fd = -1;
-	if (full_path(st, name, &path) == 0) {
-		*fd = open(path.data, O_RDONLY | O_CLOEXEC);
-		if (*fd >= 0)
-			rc = 0;
-		else if (errno == ENOENT || errno == ENOTDIR)
-			rc = 1;
-		else
-			err_setp("cannot open '%s'", path.data);
+	if (check_name(name))
+		return -1;
+	if (st->ops->open_read)
+		return st->ops->open_read(st->impl, name, fd);
+	if (st->ops->get == NULL) {
+		err_set("'%s': this store is write-only", st->url);
+		return -1;
 	}
-	buf_release(&path);
-	return rc;
+	/* Download into an unlinked temp file: the caller reads a file. */
+	tfd = temp_fd();
+	if (tfd < 0)
+		return -1;
+	r = st->ops->get(st->impl, name, tfd);
+	if (r == 0 && lseek(tfd, 0, SEEK_SET) != 0) {
+		err_setp("temporary file");
+		r = -1;
+	}
+	if (r) {
+		close(tfd);
+		return r;
+	}
+	*fd = tfd;
+	return 0;
 }
 
 int
 store_stat(struct store *st, const char *name, uint64_t *size)
 {
-	struct buf path;
-	struct stat sb;
-	int rc = -1;
+	char dir[1100];
+	const char *base;
+	struct cache_dir *c;
+	long i;
+	int rc;
 
-	if (full_path(st, name, &path) == 0) {
-		if (stat(path.data, &sb) == 0) {
-			*size = (uint64_t)sb.st_size;
-			rc = S_ISREG(sb.st_mode) ? 0 : 1;
-		} else if (errno == ENOENT || errno == ENOTDIR) {
-			rc = 1;
-		} else {
-			err_setp("cannot stat '%s'", path.data);
-		}
+	if (check_name(name))
+		return -1;
+	if (!st->ops->cache_listing)
+		return st->ops->stat(st->impl, name, size);
+	/* One listing per directory answers every later question: restore
+	 * looks a segment up under several names. */
+	base = split_name(name, dir, sizeof(dir));
+	pthread_mutex_lock(&st->mu);
+	c = cache_dir(st, dir);
+	if (c == NULL) {
+		rc = -1;
+	} else {
+		i = cache_index(c, base);
+		rc = (i >= 0 && c->sizes[i] != UINT64_MAX) ? 0 : 1;
+		if (rc == 0)
+			*size = c->sizes[i];
 	}
-	buf_release(&path);
+	pthread_mutex_unlock(&st->mu);
 	return rc;
 }
 
 int
 store_delete(struct store *st, const char *name)
 {
-	struct buf path;
-	int rc = -1;
+	int rc;
 
-	if (full_path(st, name, &path) == 0) {
-		if (unlink(path.data) == 0)
-			rc = 0;
-		else if (errno == ENOENT)
-			rc = 1;
-		else
-			err_setp("cannot delete '%s'", path.data);
-	}
-	buf_release(&path);
+	if (check_name(name) || store_flush(st))
+		return -1;
+	rc = st->ops->del(st->impl, name);
+	if (rc == 0)
+		cache_note(st, name, UINT64_MAX);
 	return rc;
 }
 
+struct collect {
+	char **v;
+	size_t n, cap;
+};
+
 static int
-cmp_names(const void *a, const void *b)
+collect_cb(void *arg, const char *name, uint64_t size)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	struct collect *c = arg;
+
+	(void)size;
+	if (name[0] == '.' || strchr(name, '/') != NULL)
+		return 0;
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 64;
+		char **nv = realloc(c->v, ncap * sizeof(*nv));
+
+		if (nv == NULL) {
+			err_set("out of memory");
+			return -1;
+		}
+		c->v = nv;
+		c->cap = ncap;
+	}
+	if ((c->v[c->n] = strdup(name)) == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	c->n++;
+	return 0;
 }
 
 int
 store_list(struct store *st, const char *dir,
     int (*cb)(void *arg, const char *name), void *arg)
 {
-	struct buf path;
-	DIR *d;
-	struct dirent *e;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
+	struct collect c = { NULL, 0, 0 };
 	int rc = -1;
 
-	buf_init(&path, 1 << 16);
-	if (buf_puts(&path, st->dir))
-		goto out;
-	if (dir[0] && (check_name(dir) || buf_printf(&path, "/%s", dir)))
-		goto out;
-	d = opendir(path.data);
-	if (d == NULL) {
-		rc = (errno == ENOENT || errno == ENOTDIR) ? 0 : -1;
-		if (rc)
-			err_setp("cannot list '%s'", path.data);
-		goto out;
-	}
-	while ((e = readdir(d)) != NULL) {
-		struct stat sb;
+	if (dir[0] && check_name(dir))
+		return -1;
+	if (st->ops->cache_listing) {
+		struct cache_dir *cd;
 
-		if (e->d_name[0] == '.')
-			continue; /* ".", "..", and temp files */
-		if (fstatat(dirfd(d), e->d_name, &sb, 0) || !S_ISREG(sb.st_mode))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			char **nn = realloc(names, ncap * sizeof(*names));
-
-			if (nn == NULL) {
-				err_set("out of memory");
-				closedir(d);
-				goto out;
-			}
-			names = nn;
-			cap = ncap;
+		pthread_mutex_lock(&st->mu);
+		cd = cache_dir(st, dir);
+		rc = cd ? 0 : -1;
+		if (cd) {
+			cache_sort(cd);
+			for (size_t i = 0; i < cd->n && rc == 0; i++)
+				if (cd->sizes[i] != UINT64_MAX)
+					rc = collect_cb(&c, cd->names[i], 0);
 		}
-		if ((names[n] = strdup(e->d_name)) == NULL) {
-			err_set("out of memory");
-			closedir(d);
-			goto out;
-		}
-		n++;
+		pthread_mutex_unlock(&st->mu);
+	} else {
+		rc = st->ops->list(st->impl, dir, collect_cb, &c);
 	}
-	closedir(d);
-	if (n)
-		qsort(names, n, sizeof(*names), cmp_names);
-	rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = cb(arg, names[i]);
-out:
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	buf_release(&path);
+	if (rc == 0) {
+		/* Callbacks run without the lock, in byte order. */
+		if (c.n)
+			qsort(c.v, c.n, sizeof(*c.v), cmp_names);
+		for (size_t i = 0; i < c.n && rc == 0; i++)
+			rc = cb(arg, c.v[i]);
+	}
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i]);
+	free(c.v);
 	return rc;
 }

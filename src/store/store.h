@@ -1,12 +1,23 @@
 /*
- * store: where snapshots live.  A store is opened from a URL (a plain
- * path or file:///path; other schemes belong to the remote backends) and
- * offers whole-file operations on names relative to its root ("x.tar.zst",
- * "snapshots/snapshot-x.cumulus").
+ * store: where snapshots live.  A store is opened from a URL and offers
+ * whole-file operations on names relative to its root ("x.tar.zst",
+ * "snapshots/snapshot-x.cumulus").  The URL picks the backend:
+ *   DIR or file:///DIR          a local directory (store_file.c)
+ *   s3://BUCKET[/PREFIX]        S3-compatible object storage (store_s3.c)
+ *   script:CMD                  the upload-script protocol, write-only
+ *                               (store_script.c; --upload-script)
  *
  * Writes are atomic: a file appears under its name complete and durable,
- * or not at all (temp file, fsync, link/rename, fsync of the directory).
+ * or not at all (local: temp file, fsync, link, fsync of the directory;
+ * remote: the bytes are staged in a temp file under $TMPDIR and uploaded,
+ * and the call returns when the server has confirmed their checksum).
  * Names are checked: no "..", no absolute names, no empty components.
+ *
+ * Ordering: asynchronous commits (store_writer_commit_async) may run in
+ * parallel on upload threads, but every synchronous write or delete first
+ * waits for all of them and fails if any failed.  So a file written
+ * synchronously (a descriptor) is never stored before the files committed
+ * asynchronously before it (its segments).
  */
 #ifndef CUMULUS_STORE_H
 #define CUMULUS_STORE_H
@@ -37,7 +48,22 @@ int store_writer_fd(const struct store_writer *w);
 /* Publish durably.  With ${noreplace} an existing file is an error.
  * Always releases ${w}.  0 or -1. */
 int store_writer_commit(struct store_writer *w, bool noreplace);
+/*
+ * Like store_writer_commit(), but a remote store may upload in the
+ * background (at most store_set_jobs() uploads in flight; this call waits
+ * for a free slot).  A failure shows up here or at the next synchronous
+ * write, delete or store_flush().  Always releases ${w}.  0 or -1.
+ */
+int store_writer_commit_async(struct store_writer *w, bool noreplace);
 void store_writer_abort(struct store_writer *w);
+/* Wait for every asynchronous commit.  0, or -1 if any failed. */
+int store_flush(struct store *st);
+/* Parallel uploads for asynchronous commits (0: the backend's default;
+ * clamped to what the backend allows). */
+void store_set_jobs(struct store *st, unsigned jobs);
+/* The jobs setting of stores opened from now on in this process (the
+ * command layer's --upload-jobs; 0: each backend's default). */
+void store_set_default_jobs(unsigned jobs);
 /* Write a whole file from memory (atomic, durable).  0 or -1. */
 int store_put(struct store *st, const char *name, const void *p, size_t n,
     bool noreplace);

@@ -1,0 +1,64 @@
+/*
+ * store_backend: the interface between store.c (names, staging, the
+ * listing cache and the upload queue) and one storage backend
+ * (store_file.c, store_s3.c, store_script.c, store_sftp.c).
+ *
+ * store.c checks every name before a backend sees it, so backends get
+ * relative names without "." or ".." components.  A backend either writes
+ * natively (w_create/w_commit/w_abort: the file backend's temp file in
+ * the store directory) or receives a finished local file through put():
+ * store.c stages the bytes in a temp file under $TMPDIR first.  Reads
+ * work the same way: open_read() natively, or get() into an unlinked temp
+ * file that store.c hands to the caller.
+ *
+ * Every function returns 0 on success and -1 with an error recorded;
+ * get/stat/del return 1 when the name does not exist.  put() and get()
+ * may be called from several upload threads at once when max_jobs > 1.
+ */
+#ifndef CUMULUS_STORE_BACKEND_H
+#define CUMULUS_STORE_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef int (*store_list_cb)(void *arg, const char *name, uint64_t size);
+
+struct store_ops {
+	const char *scheme; /* "s3://"; NULL for the file backend */
+	int (*open)(const char *url, bool create, void **impl);
+	void (*close)(void *impl);
+	/* File backend: the directory; others NULL. */
+	const char *(*local_dir)(void *impl);
+
+	/* Native writes (all three, or none). */
+	int (*w_create)(void *impl, const char *name, void **w, int *fd);
+	int (*w_commit)(void *w, bool noreplace);
+	void (*w_abort)(void *w);
+
+	/*
+	 * Staged writes: store ${fd} (a regular file at offset 0, read with
+	 * pread; ${path} is its name, or NULL once it is unlinked) as
+	 * ${name}.  Returns only when the store has confirmed the bytes.
+	 */
+	int (*put)(void *impl, const char *name, int fd, const char *path,
+	    bool noreplace);
+	bool put_needs_path; /* keep the staged file's name until put() */
+	unsigned default_jobs, max_jobs; /* parallel put() calls */
+	bool cache_listing; /* store.c answers stat() from listings */
+
+	int (*open_read)(void *impl, const char *name, int *fd);
+	int (*get)(void *impl, const char *name, int fd);
+	int (*stat)(void *impl, const char *name, uint64_t *size);
+	int (*del)(void *impl, const char *name);
+	/* Plain files directly in ${dir} ("" = root), any order. */
+	int (*list)(void *impl, const char *dir, store_list_cb cb, void *arg);
+};
+
+extern const struct store_ops store_file_ops;
+extern const struct store_ops store_s3_ops;
+extern const struct store_ops store_script_ops;
+
+/* Shared helper: create directories along ${path} (like mkdir -p). */
+int store_mkdir_p(const char *path);
+
+#endif
