@@ -128,6 +128,7 @@ fpr_matches(const char *fpr, const char *want)
 
 struct status {
 	unsigned newsig, goodsig, validsig, badsig, errsig, other_bad;
+	unsigned plaintext, error;
 	bool nodata, no_pubkey;
 	char fpr[SIGCHECK_FPR_MAX + 1];
 	char primary[SIGCHECK_FPR_MAX + 1];
@@ -169,6 +170,10 @@ parse_status(const char *text, struct status *st)
 	    kw[strlen(word_)] == '\0'))
 		if (IS("NEWSIG"))
 			st->newsig++;
+		else if (IS("PLAINTEXT"))
+			st->plaintext++;
+		else if (IS("ERROR"))
+			st->error++;
 		else if (IS("GOODSIG")) {
 			st->goodsig++;
 			word(kw, 1, st->keyid);
@@ -233,14 +238,24 @@ run_gpgv(char *const argv[], int in, int out, int errf, int status)
 	return -1;
 }
 
-/* The first line of gpgv's complaints, for the error message. */
+/* The first line of gpgv's complaints, for the error message (its
+ * warning about keyring locks says nothing about the descriptor). */
 static void
 first_line(const struct buf *b, char *out, size_t size)
 {
 	const char *s = buf_str(b);
-	size_t n = strcspn(s, "\n");
 
-	snprintf(out, size, "%.*s", (int)(n > 200 ? 200 : n), s);
+	out[0] = '\0';
+	while (*s) {
+		size_t n = strcspn(s, "\n");
+
+		if (!memmem(s, n, "lock for", 8)) {
+			snprintf(out, size, "%.*s", (int)(n > 200 ? 200 : n),
+			    s);
+			return;
+		}
+		s += n + (s[n] ? 1 : 0);
+	}
 }
 
 int
@@ -310,8 +325,10 @@ sigcheck_verify(const struct sigcheck *sc, const char *text, size_t n,
 		    gerr[0] ? " (gpgv: " : "", gerr, gerr[0] ? ")" : "");
 		goto out;
 	}
-	if (st.newsig > 1 || st.goodsig + st.badsig + st.errsig > 1) {
-		err_set("descriptor carries more than one signature");
+	if (st.newsig > 1 || st.plaintext > 1 || st.error ||
+	    st.goodsig + st.badsig + st.errsig > 1) {
+		err_set("descriptor is not one signed message (more than one "
+			"signature or signed text)");
 		goto out;
 	}
 	if (st.badsig) {
