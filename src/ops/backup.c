@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "chunker.h"
 #include "err.h"
 #include "escape.h"
 #include "fileio.h"
@@ -78,6 +79,7 @@ struct backup {
 	size_t nsegs, segcap;
 	struct idcache users[64], groups[64];
 	size_t nusers, ngroups;
+	struct subfile *sub; /* sub-file incrementals state, per file */
 };
 
 static void
@@ -276,6 +278,358 @@ append_ref(struct backup *b, const struct ref *r)
 	return ref_format(r, &b->data);
 }
 
+/* ---- sub-file incrementals (reference 2.6; docs/design.md) ---- */
+
+/*
+ * A file that is read is cut into content-defined chunks over its whole
+ * length (so an insertion shifts no later boundary).  Each chunk is looked
+ * up among the signatures of the objects the same path used before (an
+ * in-memory table, loaded once per file) and then in the database's
+ * chunk_index (any object, Gear chunks only).  Matches become slices of
+ * the old objects, adjacent ones merged; the other chunks are collected
+ * into new "literal" objects of at most BLOCK_SIZE bytes, cut at chunk
+ * boundaries so every chunk lies inside one object, each stored with its
+ * signatures.  When the path has no Gear signatures (a new file, or data
+ * written by the original or an older version) every aligned 1 MiB block
+ * is first looked up whole, as the original did, so old databases keep
+ * deduplicating; a block found that lacks signatures gets them.
+ */
+
+struct sub_obj {
+	char segment[REF_SEGMENT_MAX + 1];
+	uint64_t seq, size;
+};
+
+/* digest -> place in an old object; obj is index + 1, 0 for a free slot */
+struct sub_slot {
+	unsigned char digest[HASH_DIGEST_MAX];
+	uint32_t length, obj;
+	uint64_t offset;
+};
+
+struct subfile {
+	enum chunker_kind kind;
+	enum hash_alg halg;
+	size_t dlen;
+	bool aligned; /* look up aligned whole blocks first */
+	struct chunker ck;
+	struct sub_obj *objs;
+	size_t nobjs, objcap;
+	struct sub_slot *slots;
+	size_t nslots, slotcap; /* slotcap: 0 or a power of two */
+	unsigned char *chunk;   /* the current chunk, when it spans reads */
+	size_t clen;
+	unsigned char *lit;     /* bytes of the next literal object */
+	size_t litlen;
+	struct buf litsig;      /* its signature blob */
+	struct localdb_chunk *litch; /* its chunks */
+	size_t nlitch, litchcap;
+	struct ref pend;        /* last reference, still open for merging */
+	bool have_pend;
+	uint64_t pend_objsize;
+	const char **status;
+};
+
+static void
+sub_free(struct subfile *s)
+{
+	free(s->objs);
+	free(s->slots);
+	free(s->chunk);
+	free(s->lit);
+	free(s->litch);
+	buf_release(&s->litsig);
+}
+
+static size_t
+slot_of(const unsigned char *digest, size_t mask)
+{
+	uint64_t k;
+
+	memcpy(&k, digest, sizeof(k));
+	return (size_t)(k ^ (k >> 29)) & mask;
+}
+
+static int
+sub_insert(struct subfile *s, const struct chunker_sig *g, uint32_t obj)
+{
+	size_t i;
+
+	if ((s->nslots + 1) * 2 > s->slotcap) {
+		size_t ncap = s->slotcap ? s->slotcap * 2 : 4096;
+		struct sub_slot *n = calloc(ncap, sizeof(*n));
+
+		if (n == NULL) {
+			err_set("out of memory");
+			return -1;
+		}
+		for (size_t j = 0; j < s->slotcap; j++) {
+			if (s->slots[j].obj == 0)
+				continue;
+			i = slot_of(s->slots[j].digest, ncap - 1);
+			while (n[i].obj)
+				i = (i + 1) & (ncap - 1);
+			n[i] = s->slots[j];
+		}
+		free(s->slots);
+		s->slots = n;
+		s->slotcap = ncap;
+	}
+	i = slot_of(g->digest, s->slotcap - 1);
+	for (; s->slots[i].obj; i = (i + 1) & (s->slotcap - 1))
+		if (s->slots[i].length == g->length &&
+		    memcmp(s->slots[i].digest, g->digest, s->dlen) == 0)
+			return 0; /* keep the first place */
+	memcpy(s->slots[i].digest, g->digest, s->dlen);
+	s->slots[i].length = g->length;
+	s->slots[i].offset = g->offset;
+	s->slots[i].obj = obj;
+	s->nslots++;
+	return 0;
+}
+
+static const struct sub_slot *
+sub_lookup(const struct subfile *s, const unsigned char *digest, size_t len)
+{
+	if (s->nslots == 0)
+		return NULL;
+	for (size_t i = slot_of(digest, s->slotcap - 1); s->slots[i].obj;
+	     i = (i + 1) & (s->slotcap - 1))
+		if (s->slots[i].length == len &&
+		    memcmp(s->slots[i].digest, digest, s->dlen) == 0)
+			return &s->slots[i];
+	return NULL;
+}
+
+/* Signature classes of old objects: Gear/sha256, LBFS/sha1, LBFS/sha224. */
+enum { SIG_NONE, SIG_GEAR, SIG_LBFS1, SIG_LBFS224, SIG_CLASSES };
+
+static int
+sig_class(const char *alg)
+{
+	enum chunker_kind k;
+	enum hash_alg h;
+
+	if (chunker_parse_algorithm(alg, &k, &h))
+		return SIG_NONE;
+	if (k == CHUNKER_GEAR)
+		return SIG_GEAR;
+	return h == HASH_SHA1 ? SIG_LBFS1 : SIG_LBFS224;
+}
+
+/*
+ * List the usable objects of the data list ${data} (the path's previous
+ * entry) with the class of their signatures; *${bytes} sums their sizes
+ * per class.
+ */
+static int
+sub_collect(struct backup *b, struct subfile *s, const char *data,
+    uint64_t bytes[SIG_CLASSES], int **cls)
+{
+	const char *p = data;
+	struct ref last;
+	size_t cap = 0;
+
+	memset(&last, 0, sizeof(last));
+	*cls = NULL;
+	while (*p) {
+		size_t len, blen;
+		struct ref r;
+		uint64_t size = 0;
+		char *alg = NULL;
+		void *blob = NULL;
+		int rc, c;
+
+		p += strspn(p, " \t\n");
+		len = strcspn(p, " \t\n");
+		if (len == 0)
+			break;
+		rc = ref_parse(p, len, &r);
+		p += len;
+		if (rc) {
+			err_clear();
+			continue;
+		}
+		if (r.kind != REF_OBJECT ||
+		    (last.seq == r.seq && strcmp(last.segment, r.segment) == 0))
+			continue;
+		last = r;
+		if ((rc = localdb_block_size(b->db, r.segment, r.seq, &size)) < 0)
+			return -1;
+		if (rc == 0)
+			continue;
+		if ((rc = localdb_get_signatures(b->db, r.segment, r.seq, &alg,
+			 &blob, &blen)) < 0)
+			return -1;
+		c = rc ? sig_class(alg) : SIG_NONE;
+		free(alg);
+		free(blob);
+		if (s->nobjs == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			int *nc = realloc(*cls, ncap * sizeof(*nc));
+
+			if (nc == NULL) {
+				err_set("out of memory");
+				return -1;
+			}
+			*cls = nc;
+			cap = ncap;
+			if (ncap > s->objcap) {
+				struct sub_obj *o = realloc(s->objs,
+				    ncap * sizeof(*o));
+
+				if (o == NULL) {
+					err_set("out of memory");
+					return -1;
+				}
+				s->objs = o;
+				s->objcap = ncap;
+			}
+		}
+		snprintf(s->objs[s->nobjs].segment, sizeof(s->objs[0].segment),
+		    "%s", r.segment);
+		s->objs[s->nobjs].seq = r.seq;
+		s->objs[s->nobjs].size = size;
+		(*cls)[s->nobjs++] = c;
+		bytes[c] += size;
+	}
+	return 0;
+}
+
+/* Put the signatures of the listed objects of class ${want} into the
+ * table; blobs that do not describe exactly their object are skipped. */
+static int
+sub_load(struct backup *b, struct subfile *s, const int *cls, int want)
+{
+	for (size_t o = 0; o < s->nobjs; o++) {
+		const struct sub_obj *ob = &s->objs[o];
+		struct chunker_sig *v = NULL;
+		char *alg = NULL;
+		void *blob = NULL;
+		size_t blen = 0, n = 0;
+		int rc;
+
+		if (cls[o] != want)
+			continue;
+		if ((rc = localdb_get_signatures(b->db, ob->segment, ob->seq,
+			 &alg, &blob, &blen)) < 0)
+			return -1;
+		free(alg);
+		rc = rc == 1 ? chunker_sig_parse(blob, blen, s->dlen, &v, &n) : -1;
+		free(blob);
+		if (rc || n == 0 ||
+		    v[n - 1].offset + v[n - 1].length != ob->size) {
+			err_clear();
+			free(v);
+			continue;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (!v[i].unknown && sub_insert(s, &v[i], (uint32_t)o + 1)) {
+				free(v);
+				return -1;
+			}
+		free(v);
+	}
+	return 0;
+}
+
+/*
+ * Prepare for one file, given its previous statcache entry ${e}: chunk
+ * with the chunker whose signatures describe most of the old objects, and
+ * look up aligned whole blocks unless that covers all of them.
+ */
+static int
+sub_begin(struct backup *b, struct statcache_entry *e, const char **status)
+{
+	struct subfile *s = b->sub;
+	const char *data = e ? statcache_entry_get(e, "data") : NULL;
+	uint64_t bytes[SIG_CLASSES] = { 0 }, total = 0;
+	int *cls = NULL, best = SIG_GEAR, rc = 0;
+
+	/* A big table from the last file is not worth clearing. */
+	if (s->slotcap > 65536) {
+		free(s->slots);
+		s->slots = NULL;
+		s->slotcap = 0;
+	} else if (s->nslots) {
+		memset(s->slots, 0, s->slotcap * sizeof(*s->slots));
+	}
+	s->nslots = s->nobjs = s->clen = s->litlen = s->nlitch = 0;
+	buf_reset(&s->litsig);
+	s->have_pend = false;
+	s->status = status;
+	if (data && sub_collect(b, s, data, bytes, &cls))
+		rc = -1;
+	for (int c = SIG_GEAR; c < SIG_CLASSES; c++)
+		if (bytes[c] > bytes[best])
+			best = c;
+	for (int c = 0; c < SIG_CLASSES; c++)
+		total += bytes[c];
+	s->kind = best == SIG_GEAR ? CHUNKER_GEAR : CHUNKER_LBFS;
+	s->halg = best == SIG_GEAR ? HASH_SHA256
+	    : best == SIG_LBFS1    ? HASH_SHA1
+				   : HASH_SHA224;
+	s->dlen = hash_size(s->halg);
+	s->aligned = total == 0 || bytes[best] < total;
+	if (rc == 0 && bytes[best] && sub_load(b, s, cls, best))
+		rc = -1;
+	free(cls);
+	chunker_init(&s->ck, s->kind);
+	return rc;
+}
+
+/* Close the open reference: account it and add it to the data list. */
+static int
+sub_put_pending(struct backup *b)
+{
+	struct subfile *s = b->sub;
+	struct ref *r = &s->pend;
+	bool whole;
+
+	if (!s->have_pend)
+		return 0;
+	s->have_pend = false;
+	if (r->kind == REF_OBJECT) {
+		/* A run covering a whole object is the whole object. */
+		if (r->range == REF_RANGE_SLICE && r->start == 0 &&
+		    r->length == s->pend_objsize)
+			r->range = REF_RANGE_BARE;
+		whole = r->range != REF_RANGE_SLICE;
+		if (localdb_use_object(b->db, r->segment, r->seq,
+			whole ? 0 : r->start, r->length, whole) < 0)
+			return -1;
+	}
+	return append_ref(b, r);
+}
+
+/* Add a reference, merged with the open one when contiguous. */
+static int
+sub_emit(struct backup *b, const struct ref *r, uint64_t objsize)
+{
+	struct subfile *s = b->sub;
+
+	if (s->have_pend && ref_merge(&s->pend, r))
+		return 0;
+	if (sub_put_pending(b))
+		return -1;
+	s->pend = *r;
+	s->pend_objsize = objsize;
+	s->have_pend = true;
+	return 0;
+}
+
+static int
+sub_emit_zero(struct backup *b, size_t n)
+{
+	struct ref r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = REF_ZERO;
+	r.range = REF_RANGE_BARE;
+	r.length = n;
+	return sub_emit(b, &r, 0);
+}
+
 /*
  * Find a stored copy of a block: by our hash, then by the hashes the
  * original program used, so a database it left keeps deduplicating.
@@ -299,72 +653,310 @@ find_block(struct backup *b, const unsigned char *p, size_t n,
 	return found;
 }
 
-/* Store or reuse one block; appends its reference to the data list. */
-static int
-do_block(struct backup *b, const unsigned char *p, size_t n, const char **status)
+static void
+set_status(const char **status, const char *now)
 {
-	char sum[HASH_STR_MAX];
-	char uuid[SEGMENT_UUID_LEN + 1];
-	char group[32] = "data";
-	uint64_t seq;
+	if (*status == NULL || (strcmp(now, "new") == 0 &&
+				   strcmp(*status, "old") == 0))
+		*status = now;
+}
+
+/*
+ * Give object ${r} the signatures ${sig} (and its chunks to chunk_index)
+ * unless it has some already: the original's LBFS signatures stay.
+ */
+static int
+sub_add_signatures(struct backup *b, const struct ref *r, const char *alg,
+    const struct buf *sig, const struct localdb_chunk *ch, size_t nch)
+{
+	char *old = NULL;
+	void *blob = NULL;
+	size_t blen;
+	int rc = localdb_get_signatures(b->db, r->segment, r->seq, &old, &blob,
+	    &blen);
+
+	free(old);
+	free(blob);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	if (localdb_put_signatures(b->db, r->segment, r->seq, alg, sig->data,
+		sig->len))
+		return -1;
+	/* A one-chunk object is found by its block checksum already. */
+	return nch > 1 ? localdb_add_chunks(b->db, r->segment, r->seq, ch, nch)
+		       : 0;
+}
+
+/* Store the literal bytes collected so far as one object (or reuse an
+ * identical stored one) and reference it. */
+static int
+sub_flush_literal(struct backup *b)
+{
+	struct subfile *s = b->sub;
+	const char *alg = chunker_algorithm_name(s->kind, s->halg);
+	char sum[HASH_STR_MAX], uuid[SEGMENT_UUID_LEN + 1], group[32] = "data";
 	double age = 0;
 	int expired = 0, found;
+	uint64_t seq;
 	struct ref r;
+	size_t n = s->litlen;
 
-	if (all_zero(p, n)) {
-		memset(&r, 0, sizeof(r));
-		r.kind = REF_ZERO;
-		r.range = REF_RANGE_BARE;
-		r.length = n;
-		return append_ref(b, &r);
-	}
-	if (hash_buffer(HASH_SHA256, p, n, sum))
+	if (n == 0)
+		return 0;
+	s->litlen = 0;
+	/* One Gear chunk: its digest is the object's checksum. */
+	if (s->nlitch == 1 && s->halg == HASH_SHA256) {
+		memcpy(sum, "sha256=", 7);
+		hash_hex(s->litch[0].digest, 32, sum + 7);
+	} else if (hash_buffer(HASH_SHA256, s->lit, n, sum)) {
 		return -1;
-	found = find_block(b, p, n, sum, &r);
+	}
+	found = find_block(b, s->lit, n, sum, &r);
 	if (found < 0)
 		return -1;
-	if (found == 0) {
+	if (found) {
+		if (sub_add_signatures(b, &r, alg, &s->litsig, s->litch,
+			s->kind == CHUNKER_GEAR ? s->nlitch : 0))
+			return -1;
+		set_status(s->status, "old");
+	} else {
 		/* Data that cleaning expired keeps its age and goes to the
 		 * group of its age bucket, so old data stays together. */
 		if (localdb_find_old_block(b->db, sum, n, &age, &expired) == 1) {
 			if (expired > 0)
 				snprintf(group, sizeof(group), "compacted-%d",
 				    expired);
-			if (*status == NULL)
-				*status = "partial";
+			set_status(s->status, "partial");
 		} else {
 			age = 0;
 		}
-		if (segment_add(b->sw, group, p, n, uuid, &seq) ||
-		    localdb_store_block(b->db, uuid, seq, sum, n, age))
+		if (segment_add(b->sw, group, s->lit, n, uuid, &seq) ||
+		    localdb_store_block(b->db, uuid, seq, sum, n, age) ||
+		    localdb_put_signatures(b->db, uuid, seq, alg, s->litsig.data,
+			s->litsig.len) ||
+		    (s->kind == CHUNKER_GEAR && s->nlitch > 1 &&
+			localdb_add_chunks(b->db, uuid, seq, s->litch, s->nlitch)))
 			return -1;
 		ref_set_object(&r, uuid, seq);
-		r.range = REF_RANGE_BARE;
-		r.length = n;
 		b->res->stats.bytes_new += n;
-		if (*status == NULL || strcmp(*status, "old") == 0)
-			*status = "new";
-	} else if (*status == NULL) {
-		*status = "old";
+		set_status(s->status, "new");
 	}
-	if (localdb_use_object(b->db, r.segment, r.seq, 0, n, true) < 0)
+	r.range = REF_RANGE_BARE;
+	r.length = n;
+	s->nlitch = 0;
+	buf_reset(&s->litsig);
+	return sub_emit(b, &r, n);
+}
+
+/* One chunk of the file: reuse a stored copy or add it to the literal. */
+static int
+sub_chunk(struct backup *b, const unsigned char *p, size_t n)
+{
+	struct subfile *s = b->sub;
+	unsigned char d[HASH_DIGEST_MAX];
+	const struct sub_slot *slot;
+	struct localdb_chunk *c;
+	struct hash h;
+	struct ref r;
+	uint64_t objsize = 0;
+	int found = 0;
+
+	if (all_zero(p, n))
+		return sub_flush_literal(b) || sub_emit_zero(b, n) ? -1 : 0;
+	if (hash_init(&h, s->halg))
 		return -1;
-	return append_ref(b, &r);
+	hash_update(&h, p, n);
+	if (hash_final_raw(&h, d) < 0)
+		return -1;
+	if ((slot = sub_lookup(s, d, n)) != NULL) {
+		const struct sub_obj *o = &s->objs[slot->obj - 1];
+
+		ref_set_object(&r, o->segment, o->seq);
+		r.range = REF_RANGE_SLICE;
+		r.start = slot->offset;
+		r.length = n;
+		objsize = o->size;
+		found = 1;
+	} else if (s->kind == CHUNKER_GEAR &&
+	    (found = localdb_find_chunk(b->db, d, (uint32_t)n, &r, &objsize)) <
+		0) {
+		return -1;
+	}
+	if (found) {
+		set_status(s->status, "old");
+		return sub_flush_literal(b) || sub_emit(b, &r, objsize) ? -1 : 0;
+	}
+	if (s->litlen + n > BLOCK_SIZE && sub_flush_literal(b))
+		return -1;
+	if (s->nlitch == s->litchcap) {
+		size_t ncap = s->litchcap ? s->litchcap * 2 : 256;
+		struct localdb_chunk *nc = realloc(s->litch, ncap * sizeof(*nc));
+
+		if (nc == NULL) {
+			err_set("out of memory");
+			return -1;
+		}
+		s->litch = nc;
+		s->litchcap = ncap;
+	}
+	c = &s->litch[s->nlitch++];
+	memcpy(c->digest, d, sizeof(c->digest));
+	c->offset = (uint32_t)s->litlen;
+	c->length = (uint32_t)n;
+	memcpy(s->lit + s->litlen, p, n);
+	s->litlen += n;
+	return chunker_sig_append(&s->litsig, (uint32_t)n, d, s->dlen);
+}
+
+/* End the current chunk early (before an aligned block used whole). */
+static int
+sub_cut(struct backup *b)
+{
+	struct subfile *s = b->sub;
+	size_t n = s->clen;
+
+	chunker_init(&s->ck, s->kind);
+	s->clen = 0;
+	if (n && sub_chunk(b, s->chunk, n))
+		return -1;
+	return sub_flush_literal(b);
+}
+
+/*
+ * An aligned block found whole in the database: use it, and give it
+ * signatures when it has none (computed as for a file of its own).
+ */
+static int
+sub_whole_block(struct backup *b, const unsigned char *p, size_t n,
+    struct ref *r)
+{
+	struct subfile *s = b->sub;
+	struct chunker ck;
+	struct buf sig;
+	struct localdb_chunk *ch = NULL;
+	size_t nch = 0, pos = 0;
+	char *alg = NULL;
+	void *blob = NULL;
+	size_t blen;
+	int rc;
+
+	set_status(s->status, "old");
+	r->range = REF_RANGE_BARE;
+	r->length = n;
+	rc = localdb_get_signatures(b->db, r->segment, r->seq, &alg, &blob,
+	    &blen);
+	free(alg);
+	free(blob);
+	if (rc != 0)
+		return rc < 0 ? -1 : sub_emit(b, r, n);
+	buf_init(&sig, BUF_UNLIMITED);
+	if ((ch = calloc(n / CHUNKER_GEAR_MIN + 2, sizeof(*ch))) == NULL) {
+		err_set("out of memory");
+		goto fail;
+	}
+	chunker_init(&ck, CHUNKER_GEAR);
+	while (pos < n) {
+		bool cut;
+		size_t k = 0;
+		struct hash h;
+
+		while (pos + k < n) {
+			k += chunker_scan(&ck, p + pos + k, n - pos - k, &cut);
+			if (cut)
+				break;
+		}
+		if (hash_init(&h, HASH_SHA256))
+			goto fail;
+		hash_update(&h, p + pos, k);
+		if (hash_final_raw(&h, ch[nch].digest) < 0 ||
+		    chunker_sig_append(&sig, (uint32_t)k, ch[nch].digest, 32))
+			goto fail;
+		ch[nch].offset = (uint32_t)pos;
+		ch[nch].length = (uint32_t)k;
+		nch++;
+		pos += k;
+	}
+	if (sub_add_signatures(b, r, CHUNKER_ALG_GEAR, &sig, ch, nch))
+		goto fail;
+	free(ch);
+	buf_release(&sig);
+	return sub_emit(b, r, n);
+fail:
+	free(ch);
+	buf_release(&sig);
+	return -1;
+}
+
+/* Feed one read block (aligned at a multiple of BLOCK_SIZE). */
+static int
+sub_block(struct backup *b, const unsigned char *p, size_t n)
+{
+	struct subfile *s = b->sub;
+
+	if (s->aligned) {
+		char sum[HASH_STR_MAX];
+		struct ref r;
+		int found;
+
+		if (all_zero(p, n))
+			return sub_cut(b) || sub_emit_zero(b, n) ? -1 : 0;
+		if (hash_buffer(HASH_SHA256, p, n, sum))
+			return -1;
+		if ((found = find_block(b, p, n, sum, &r)) < 0)
+			return -1;
+		if (found)
+			return sub_cut(b) || sub_whole_block(b, p, n, &r) ? -1 : 0;
+	}
+	while (n) {
+		bool cut;
+		size_t k = chunker_scan(&s->ck, p, n, &cut);
+
+		if (cut && s->clen == 0) {
+			if (sub_chunk(b, p, k))
+				return -1;
+		} else {
+			memcpy(s->chunk + s->clen, p, k);
+			s->clen += k;
+			if (cut) {
+				size_t len = s->clen;
+
+				s->clen = 0;
+				if (sub_chunk(b, s->chunk, len))
+					return -1;
+			}
+		}
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* The end of the file: its last chunk, literal and reference. */
+static int
+sub_end(struct backup *b)
+{
+	struct subfile *s = b->sub;
+	size_t n = s->clen;
+
+	s->clen = 0;
+	if (n && sub_chunk(b, s->chunk, n))
+		return -1;
+	return sub_flush_literal(b) || sub_put_pending(b) ? -1 : 0;
 }
 
 /* Read the file and fill size, checksum and data.  Read errors are
  * warnings: what was read is kept and the entry marked volatile. */
 static int
 read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
-    const char **status)
+    struct statcache_entry *e, const char **status)
 {
 	struct hash h;
 	char sum[HASH_STR_MAX];
 	uint64_t total = 0;
 
-	if (hash_init(&h, HASH_SHA256))
-		return -1;
 	buf_reset(&b->data);
+	if (sub_begin(b, e, status) || hash_init(&h, HASH_SHA256))
+		return -1;
 	for (;;) {
 		ssize_t r = fileio_read_full(fd, b->block, BLOCK_SIZE);
 
@@ -381,12 +973,14 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 		hash_update(&h, b->block, (size_t)r);
 		total += (uint64_t)r;
 		b->res->stats.bytes_read += (uint64_t)r;
-		if (do_block(b, b->block, (size_t)r, status))
+		if (sub_block(b, b->block, (size_t)r))
 			goto fail;
 		progress(b, false);
 		if ((size_t)r < BLOCK_SIZE)
 			break;
 	}
+	if (sub_end(b))
+		goto fail;
 	if (hash_final(&h, sum))
 		return -1;
 	if (total != (uint64_t)sb->st_size) {
@@ -639,7 +1233,7 @@ dump(struct backup *b, int parent, const char *name, const char *path)
 		    stanza_set_str(&b->st, "type", "f") ||
 		    try_statcache(b, &sb, e, &reused))
 			goto out;
-		if (!reused && read_file(b, fd, path, &sb, &status))
+		if (!reused && read_file(b, fd, path, &sb, e, &status))
 			goto out;
 		/* Content that changed while ctime, mtime, size and inode did
 		 * not means the statcache could not have noticed: say so. */
@@ -1095,7 +1689,14 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	localtime_r(&b.now, &tm);
 	strftime(ts_local, sizeof(ts_local), "%Y-%m-%d %H:%M:%S %z", &tm);
 	b.block = malloc(BLOCK_SIZE);
-	if (b.block == NULL) {
+	b.sub = calloc(1, sizeof(*b.sub));
+	if (b.sub) {
+		buf_init(&b.sub->litsig, BUF_UNLIMITED);
+		b.sub->chunk = malloc(CHUNKER_MAX);
+		b.sub->lit = malloc(BLOCK_SIZE);
+	}
+	if (b.block == NULL || b.sub == NULL || b.sub->chunk == NULL ||
+	    b.sub->lit == NULL) {
 		err_set("out of memory");
 		goto out;
 	}
@@ -1187,6 +1788,10 @@ out:
 	for (size_t i = 0; i < b.ngroups; i++)
 		free(b.groups[i].name);
 	free(b.block);
+	if (b.sub) {
+		sub_free(b.sub);
+		free(b.sub);
+	}
 	stanza_release(&b.st);
 	buf_release(&b.text);
 	buf_release(&b.data);
