@@ -7,12 +7,16 @@
 #   BENCH_ROUNDS  rounds (default 3); medians and spread are over rounds
 #   BENCH_LARGE   1 (default) to run the 1 GiB single-file section, 0 to skip
 #   BENCH_TOOLS   tools to compare (default "cumulus restic borg")
+#   BENCH_TREE    1 (default) to run the linux-source sections, 0 for the
+#                 large-file section only
+#   BENCH_CUMULUS a cumulus binary to measure instead of building the tree
 set -eu -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/var/tmp/cumulus-bench}
 ROUNDS=${BENCH_ROUNDS:-3}
 LARGE=${BENCH_LARGE:-1}
+TREEPART=${BENCH_TREE:-1}
 read -r -a TOOLS <<<"${BENCH_TOOLS:-cumulus restic borg}"
 TREE=linux-source-6.1
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -52,10 +56,15 @@ CAN_DROP=0
 [ $CAN_DROP = 1 ] || say "bench: warning: not root, cannot drop caches; file creation after bulk deletes may be slow (see README)"
 
 mkdir -p "$BENCH_DIR" "$BIN" "$LOGS"
-say "building (make -j2)"
-(cd "$ROOT" && make -j2 >"$LOGS/build.log" 2>&1) || die "make failed, see $LOGS/build.log"
-# Private copy: others may rebuild the tree while we run.
-cp "$ROOT/cumulus" "$BIN/cumulus.new" && mv "$BIN/cumulus.new" "$BIN/cumulus"
+if [ -n "${BENCH_CUMULUS:-}" ]; then
+	say "measuring $BENCH_CUMULUS (not building)"
+	cp "$BENCH_CUMULUS" "$BIN/cumulus.new" && mv "$BIN/cumulus.new" "$BIN/cumulus"
+else
+	say "building (make -j2)"
+	(cd "$ROOT" && make -j2 >"$LOGS/build.log" 2>&1) || die "make failed, see $LOGS/build.log"
+	# Private copy: others may rebuild the tree while we run.
+	cp "$ROOT/cumulus" "$BIN/cumulus.new" && mv "$BIN/cumulus.new" "$BIN/cumulus"
+fi
 ln -sf cumulus "$BIN/cumulus-util"
 COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
@@ -358,6 +367,7 @@ for ((ROUND = 0; ROUND < ROUNDS; ROUND++)); do
 	mkdir -p "$W/data"
 	DATAP=$W/data
 	DATA=$DATAP/$TREE
+	if [ "$TREEPART" = 1 ]; then
 
 	# machine limits; tar -x also creates this round's data dir
 	warm "$PLAIN"
@@ -429,6 +439,8 @@ for ((ROUND = 0; ROUND < ROUNDS; ROUND++)); do
 		fi
 		record restore "$t" 1 0 - "$note"
 	done
+
+	fi # linux-source sections
 
 	# large-file section
 	if [ "$LARGE" = 1 ]; then
