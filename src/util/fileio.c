@@ -218,19 +218,25 @@ fileio_tmp_commit(struct fileio_tmp *t, bool noreplace)
 	}
 	if (noreplace) {
 		/*
-		 * linkat refuses to clobber an existing file; the temp name is
-		 * removed after, so a crash between leaves only a temp file.
+		 * One atomic step that refuses to clobber an existing file and
+		 * leaves no second name behind.  Filesystems without
+		 * RENAME_NOREPLACE get link (which also refuses to clobber)
+		 * then unlink of the temp name; a crash between those leaves
+		 * only a temp file.
 		 */
-		if (linkat(t->dirfd, t->tmpname, t->dirfd, t->name, 0)) {
-			if (errno == EEXIST) {
-				err_setp("'%s'", t->name);
-				goto fail;
-			}
-			if (renameat2(t->dirfd, t->tmpname, t->dirfd, t->name,
-				RENAME_NOREPLACE)) {
-				err_setp("cannot publish '%s'", t->name);
-				goto fail;
-			}
+		if (renameat2(t->dirfd, t->tmpname, t->dirfd, t->name,
+			RENAME_NOREPLACE) == 0) {
+			/* published */
+		} else if (errno == EEXIST) {
+			err_setp("'%s'", t->name);
+			goto fail;
+		} else if (errno != EINVAL && errno != ENOSYS &&
+		    errno != EOPNOTSUPP) {
+			err_setp("cannot publish '%s'", t->name);
+			goto fail;
+		} else if (linkat(t->dirfd, t->tmpname, t->dirfd, t->name, 0)) {
+			err_setp("cannot publish '%s'", t->name);
+			goto fail;
 		} else {
 			unlinkat(t->dirfd, t->tmpname, 0);
 		}
