@@ -183,11 +183,33 @@ test_fail "altered segment: restore fails" on_restore "$CUMULUS_UTIL" \
 	--store="$b" --verify-key="$GPG_SIGN_FPR" restore-snapshot "$s1" "$T/x4"
 test_ok "... on a checksum" grep -qi 'checksum' "$T/.out"
 
+# ---- cleaning and gc on the host: no old segment is read either ----
+sleep 1
+head -c 1000 /dev/urandom >>"$src/big.bin"
+test_ok "host: delete both snapshots" on_host "$CUMULUS_UTIL" \
+	--store="$store" --localdb="$T/db" delete-snapshot "$s1" "$s2"
+test_ok "host: clean (every segment is rewritten)" on_host \
+	"$CUMULUS_UTIL" --store="$store" --localdb="$T/db" clean --threshold=0
+mv "$store"/*.tar.gpg "$T/away/"
+make_manifest "$src" >"$T/m3.tsv"
+test_ok "host: backup after cleaning, no old segment readable" seed_backup
+mv "$T/away"/* "$store/"
+s3=$(snaps "$store" | tail -1)
+test_ok "host: gc" on_host "$CUMULUS_UTIL" --store="$store" --localdb="$T/db" \
+	gc --min-age=0
+test_ok "... reads the one descriptor left, nothing missing" grep -q '^1 snapshots' "$T/.out"
+test_ok "$s3: restores on the other machine" on_restore "$CUMULUS_UTIL" \
+	--store="$store" --verify-key="$GPG_SIGN_FPR" restore-snapshot "$s3" \
+	"$T/r3"
+make_manifest "$T/r3/src" >"$T/got3.tsv"
+test_ok "$s3: restored tree matches the source" \
+	compare_manifests "$T/m3.tsv" "$T/got3.tsv"
+
 test_exit "a malformed key is a usage error" 2 "$CUMULUS_UTIL" \
 	--store="$store" --verify-key=alice list-snapshots
 test_fail "a key without a keyring is refused" env LBS_GPG_HOME="$T/none" \
 	"$CUMULUS_UTIL" --store="$store" --verify-key="$GPG_SIGN_FPR" \
-	verify-snapshots "$s1"
+	verify-snapshots "$s3"
 test_ok "... saying so" grep -q 'keyring' "$T/.out"
 
 # ---- cumulus-filter-gpg keeps the passphrase out of argv ----
