@@ -688,8 +688,16 @@ check_bucket(struct s3 *s, bool create, const char *region)
 	struct buf body;
 	int rc = -1;
 
-	req_init(&r, "HEAD", NULL);
-	if (perform(s, &r))
+	/* A one-key listing rather than HEAD: errors come with a body
+	 * that names the cause (SignatureDoesNotMatch, ...). */
+	buf_init(&body, XML_MAX);
+	req_init(&r, "GET", NULL);
+	r.query = "list-type=2&max-keys=1";
+	r.out = &body;
+	rc = perform(s, &r);
+	buf_release(&body);
+	rc = -1;
+	if (r.status == 0)
 		goto out;
 	if (r.status == 200) {
 		rc = 0;
