@@ -284,6 +284,11 @@ cli_backup_main(int argc, char **argv)
 		free(script_url);
 		return CLI_USAGE;
 	}
+	if (backup_check_scheme(o.scheme)) {
+		fprintf(stderr, "cumulus: %s\n", err_msg());
+		free(excludes);
+		return CLI_USAGE;
+	}
 	/* A user filter without an extension: the original's default. */
 	if (o.filter && !ext_given)
 		o.filter_extension = strcmp(o.filter, "bzip2 -c") == 0 ? ".bz2" : "";

@@ -605,7 +605,10 @@ localdb_open(const char *dir, struct localdb **out)
 	}
 	sqlite3_extended_result_codes(db->h, 1);
 	sqlite3_busy_timeout(db->h, 10000);
-	if (exec(db, "PRAGMA synchronous = FULL", "set synchronous"))
+	/* A backup is one transaction: a cache too small for what it
+	 * changes spills, with a journal sync each time. */
+	if (exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536",
+		"set synchronous"))
 		goto fail;
 	if ((layout = classify(db)) < 0)
 		goto fail;
@@ -1275,4 +1278,45 @@ localdb_find_chunk(struct localdb *db,
 	*objsize = (uint64_t)sqlite3_column_int64(s, 3);
 	done(s);
 	return 1;
+}
+
+int
+localdb_segment_file(struct localdb *db, const char *segment, char **path,
+    char **checksum)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *p, *c;
+	int rc = -1;
+
+	*path = *checksum = NULL;
+	if (sqlite3_prepare_v2(db->h,
+		"SELECT path, checksum FROM segments WHERE segment = ?1", -1, &s,
+		NULL) != SQLITE_OK) {
+		dberr(db, "prepare");
+		return -1;
+	}
+	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		p = sqlite3_column_text(s, 0);
+		c = sqlite3_column_text(s, 1);
+		*path = p ? strdup((const char *)p) : NULL;
+		*checksum = c ? strdup((const char *)c) : NULL;
+		if ((p && *path == NULL) || (c && *checksum == NULL)) {
+			free(*path);
+			free(*checksum);
+			*path = *checksum = NULL;
+			err_set("out of memory");
+			break;
+		}
+		rc = 1;
+		break;
+	case SQLITE_DONE:
+		rc = 0;
+		break;
+	default:
+		dberr(db, "segment lookup");
+	}
+	sqlite3_finalize(s);
+	return rc;
 }

@@ -198,4 +198,12 @@ int localdb_find_chunk(struct localdb *db,
     const unsigned char digest[LOCALDB_CHUNK_DIGEST], uint32_t length,
     struct ref *out, uint64_t *objsize);
 
+/*
+ * The stored file name and file checksum recorded for ${segment}: 1 with
+ * *${path} and *${checksum} set (each NULL when unrecorded; the caller
+ * frees them), 0 if the segment is unknown, -1 on error.
+ */
+int localdb_segment_file(struct localdb *db, const char *segment,
+    char **path, char **checksum);
+
 #endif

@@ -44,7 +44,7 @@ struct open_segment {
 	uint64_t data_size;
 	uint64_t raw_bytes; /* tar bytes produced */
 	uint64_t stored;    /* bytes written to the file (zstd mode) */
-	struct hash sha1, sha256;
+	struct hash sha1;
 	int pipe_fd; /* filter mode: the filter's stdin */
 	pid_t pid;
 };
@@ -141,7 +141,6 @@ emit(struct open_segment *s, const void *p, size_t n)
 		return -1;
 	}
 	hash_update(&s->sha1, p, n);
-	hash_update(&s->sha256, p, n);
 	s->stored += n;
 	return 0;
 }
@@ -193,7 +192,7 @@ seg_open(struct segment_writer *w, struct group *g)
 		err_set("out of memory");
 		goto fail;
 	}
-	if (hash_init(&s->sha1, HASH_SHA1) || hash_init(&s->sha256, HASH_SHA256))
+	if (hash_init(&s->sha1, HASH_SHA1))
 		goto fail;
 	if (store_create(w->store, s->name, &s->sw))
 		goto fail;
@@ -237,7 +236,6 @@ fail:
 		close(pfd[1]);
 	store_writer_abort(s->sw);
 	hash_abort(&s->sha1);
-	hash_abort(&s->sha256);
 	free(s->name);
 	free(s);
 	return -1;
@@ -254,7 +252,6 @@ seg_free(struct open_segment *s)
 		run_wait(s->pid, "filter");
 	store_writer_abort(s->sw);
 	hash_abort(&s->sha1);
-	hash_abort(&s->sha256);
 	free(s->name);
 	free(s);
 }
@@ -280,7 +277,6 @@ hash_file(struct open_segment *s)
 		if (r == 0)
 			break;
 		hash_update(&s->sha1, b, (size_t)r);
-		hash_update(&s->sha256, b, (size_t)r);
 		off += r;
 	}
 	free(b);
@@ -319,7 +315,7 @@ seg_close(struct segment_writer *w, struct group *g)
 	info.objects = s->next_seq;
 	info.data_size = s->data_size;
 	info.disk_size = s->stored;
-	if (hash_final(&s->sha1, info.sha1) || hash_final(&s->sha256, info.sha256))
+	if (hash_final(&s->sha1, info.sha1))
 		return -1;
 	/* Publish: after this the segment is durable under its name.  A
 	 * remote store may still be uploading it; its next synchronous

@@ -44,8 +44,9 @@ struct segment_info {
 	uint64_t objects;
 	uint64_t data_size; /* sum of object sizes */
 	uint64_t disk_size; /* stored file size */
-	char sha1[HASH_STR_MAX];   /* of the stored file (for .sha1sums) */
-	char sha256[HASH_STR_MAX]; /* of the stored file */
+	/* sha1 of the stored file: what .sha1sums lists, "sha1sum -c"
+	 * checks, and the local database records (as the original 0.9). */
+	char sha1[HASH_STR_MAX];
 };
 
 /* Called once per durably stored segment; non-zero fails the writer. */

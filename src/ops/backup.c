@@ -133,7 +133,7 @@ on_segment(void *arg, const struct segment_info *info)
 	struct backup *b = arg;
 	struct seginfo *s;
 
-	if (localdb_add_segment(b->db, info->uuid, info->name, info->sha256,
+	if (localdb_add_segment(b->db, info->uuid, info->name, info->sha1,
 		info->data_size, info->disk_size, info->group))
 		return -1;
 	if (b->nsegs == b->segcap) {
@@ -292,8 +292,12 @@ append_ref(struct backup *b, const struct ref *r)
  * signatures.  When the path has no Gear signatures (a new file, or data
  * written by the original or an older version) every aligned 1 MiB block
  * is first looked up whole, as the original did, so old databases keep
- * deduplicating; a block found that lacks signatures gets them.
+ * deduplicating; a block found that lacks signatures gets them.  Files
+ * under SUB_MIN_FILE bytes skip all this: whole blocks only, as before.
  */
+
+/* Smaller files are stored in whole blocks, without signatures. */
+#define SUB_MIN_FILE 16384
 
 struct sub_obj {
 	char segment[REF_SEGMENT_MAX + 1];
@@ -312,6 +316,7 @@ struct subfile {
 	enum hash_alg halg;
 	size_t dlen;
 	bool aligned; /* look up aligned whole blocks first */
+	bool plain;   /* a small file: whole blocks only, no chunks */
 	struct chunker ck;
 	struct sub_obj *objs;
 	size_t nobjs, objcap;
@@ -539,7 +544,8 @@ sub_load(struct backup *b, struct subfile *s, const int *cls, int want)
  * look up aligned whole blocks unless that covers all of them.
  */
 static int
-sub_begin(struct backup *b, struct statcache_entry *e, const char **status)
+sub_begin(struct backup *b, struct statcache_entry *e, bool plain,
+    const char **status)
 {
 	struct subfile *s = b->sub;
 	const char *data = e ? statcache_entry_get(e, "data") : NULL;
@@ -558,7 +564,7 @@ sub_begin(struct backup *b, struct statcache_entry *e, const char **status)
 	buf_reset(&s->litsig);
 	s->have_pend = false;
 	s->status = status;
-	if (data && sub_collect(b, s, data, bytes, &cls))
+	if (data && !plain && sub_collect(b, s, data, bytes, &cls))
 		rc = -1;
 	for (int c = SIG_GEAR; c < SIG_CLASSES; c++)
 		if (bytes[c] > bytes[best])
@@ -571,6 +577,9 @@ sub_begin(struct backup *b, struct statcache_entry *e, const char **status)
 				   : HASH_SHA224;
 	s->dlen = hash_size(s->halg);
 	s->aligned = total == 0 || bytes[best] < total;
+	s->plain = plain;
+	if (plain)
+		s->aligned = true;
 	if (rc == 0 && bytes[best] && sub_load(b, s, cls, best))
 		rc = -1;
 	free(cls);
@@ -887,6 +896,40 @@ fail:
 	return -1;
 }
 
+/*
+ * A block of a small file not found whole: one new object without
+ * signatures (the original stores none below 16 KiB either).
+ */
+static int
+sub_plain_block(struct backup *b, const unsigned char *p, size_t n,
+    const char *sum)
+{
+	char uuid[SEGMENT_UUID_LEN + 1], group[32] = "data";
+	double age = 0;
+	int expired = 0;
+	uint64_t seq;
+	struct ref r;
+
+	/* Data that cleaning expired keeps its age and goes to the group of
+	 * its age bucket, so old data stays together. */
+	if (localdb_find_old_block(b->db, sum, n, &age, &expired) == 1) {
+		if (expired > 0)
+			snprintf(group, sizeof(group), "compacted-%d", expired);
+		set_status(b->sub->status, "partial");
+	} else {
+		age = 0;
+	}
+	if (segment_add(b->sw, group, p, n, uuid, &seq) ||
+	    localdb_store_block(b->db, uuid, seq, sum, n, age))
+		return -1;
+	b->res->stats.bytes_new += n;
+	set_status(b->sub->status, "new");
+	ref_set_object(&r, uuid, seq);
+	r.range = REF_RANGE_BARE;
+	r.length = n;
+	return sub_emit(b, &r, n);
+}
+
 /* Feed one read block (aligned at a multiple of BLOCK_SIZE). */
 static int
 sub_block(struct backup *b, const unsigned char *p, size_t n)
@@ -904,8 +947,14 @@ sub_block(struct backup *b, const unsigned char *p, size_t n)
 			return -1;
 		if ((found = find_block(b, p, n, sum, &r)) < 0)
 			return -1;
+		if (found && s->plain) {
+			set_status(s->status, "old");
+			return sub_emit(b, &r, n);
+		}
 		if (found)
 			return sub_cut(b) || sub_whole_block(b, p, n, &r) ? -1 : 0;
+		if (s->plain)
+			return sub_plain_block(b, p, n, sum);
 	}
 	while (n) {
 		bool cut;
@@ -955,7 +1004,10 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	uint64_t total = 0;
 
 	buf_reset(&b->data);
-	if (sub_begin(b, e, status) || hash_init(&h, HASH_SHA256))
+	/* Small files are not worth chunking: few chunks each, and their
+	 * signatures would cost more than the bytes they could save. */
+	if (sub_begin(b, e, sb->st_size < SUB_MIN_FILE, status) ||
+	    hash_init(&h, HASH_SHA256))
 		return -1;
 	for (;;) {
 		ssize_t r = fileio_read_full(fd, b->block, BLOCK_SIZE);
@@ -1482,17 +1534,36 @@ write_sha1sums(struct backup *b, char **segs, size_t nseg, const char *name,
 	char fname[512];
 	int rc = -1;
 
-	/* Segments written by this backup are known; for older ones the
-	 * database may hold a sha1 from the original program. */
+	/*
+	 * Every segment of the snapshot whose sha1 is known: those written
+	 * now, and older ones the database recorded (ours and the original
+	 * 0.9's record sha1; the original 0.11 recorded sha224 and a path in
+	 * a subdirectory, which a flat .sha1sums cannot name).
+	 */
 	buf_init(&out, BUF_UNLIMITED);
 	for (size_t i = 0; i < nseg; i++) {
-		for (size_t j = 0; j < b->nsegs; j++) {
-			if (strcmp(b->segs[j].uuid, segs[i]) == 0) {
-				if (buf_printf(&out, "%s *%s\n",
-					b->segs[j].sha1 + 5, b->segs[j].name))
-					goto out;
-				break;
-			}
+		bool done = false;
+
+		for (size_t j = 0; j < b->nsegs && !done; j++) {
+			if (strcmp(b->segs[j].uuid, segs[i]) != 0)
+				continue;
+			if (buf_printf(&out, "%s *%s\n", b->segs[j].sha1 + 5,
+				b->segs[j].name))
+				goto out;
+			done = true;
+		}
+		if (!done) {
+			char *path = NULL, *known = NULL;
+			int r = localdb_segment_file(b->db, segs[i], &path, &known);
+
+			if (r == 1 && path && known && strchr(path, '/') == NULL &&
+			    strncmp(known, "sha1=", 5) == 0 &&
+			    buf_printf(&out, "%s *%s\n", known + 5, path))
+				r = -1;
+			free(path);
+			free(known);
+			if (r < 0)
+				goto out;
 		}
 	}
 	snprintf(fname, sizeof(fname), "snapshot-%s.sha1sums", name);
@@ -1603,8 +1674,8 @@ collect_group(void *arg, const char *group, uint64_t raw, uint64_t stored)
 	}
 }
 
-static int
-check_scheme(const char *s)
+int
+backup_check_scheme(const char *s)
 {
 	if (s == NULL)
 		return 0;
@@ -1655,7 +1726,7 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	buf_init(&root, BUF_UNLIMITED);
 	run_ignore_sigpipe();
 	raise_fd_limit();
-	if (check_scheme(o->scheme) || make_roots(o, &roots, &nroots))
+	if (backup_check_scheme(o->scheme) || make_roots(o, &roots, &nroots))
 		goto out;
 	if (store_open(o->dest, true, &b.store))
 		goto out;
@@ -1701,8 +1772,8 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 		goto out;
 	}
 	/* The database directory is private: it names every file backed up. */
-	if (o->localdb && mkdir(o->localdb, 0700) && errno != EEXIST) {
-		err_setp("cannot create local database directory '%s'",
+	if (o->localdb && fileio_mkdir_p(o->localdb, 0700)) {
+		err_prefix("cannot create local database directory '%s'",
 		    o->localdb);
 		goto out;
 	}

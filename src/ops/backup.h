@@ -75,6 +75,10 @@ struct backup_result {
  * says whether entries were skipped), -1 when nothing was committed (error
  * recorded).
  */
+/* Whether ${scheme} (NULL: none) is a usable scheme name: no '/', no
+ * whitespace, no leading '.'.  0, or -1 (error recorded). */
+int backup_check_scheme(const char *scheme);
+
 int backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
     struct backup_result *result);
 

@@ -308,3 +308,39 @@ fileio_clean_temps(const char *dir)
 	closedir(d);
 	return n;
 }
+
+int
+fileio_mkdir_p(const char *path, unsigned mode)
+{
+	char *p = strdup(path);
+	int rc = 0;
+
+	if (p == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	/* Each prefix in turn; existing directories are fine. */
+	for (char *s = p + 1;; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			struct stat sb;
+
+			*s = '\0';
+			if (mkdir(p, (mode_t)mode) && errno != EEXIST) {
+				err_setp("cannot create directory '%s'", p);
+				rc = -1;
+				break;
+			}
+			if (c == '\0' && (stat(p, &sb) || !S_ISDIR(sb.st_mode))) {
+				err_set("'%s' is not a directory", p);
+				rc = -1;
+				break;
+			}
+			*s = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	free(p);
+	return rc;
+}

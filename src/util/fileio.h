@@ -54,6 +54,8 @@ int fileio_publish(const char *dir, const char *name, const void *p, size_t n,
     bool noreplace);
 /* fsync the directory ${dir}.  0 or -1. */
 int fileio_fsync_dir(const char *dir);
+/* mkdir -p: create ${path} and missing parents with ${mode}.  0 or -1. */
+int fileio_mkdir_p(const char *path, unsigned mode);
 /* Remove leftover ".tmp.*" files in ${dir}; returns how many. */
 int fileio_clean_temps(const char *dir);
 

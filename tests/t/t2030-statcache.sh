@@ -34,4 +34,20 @@ test_ok "the last snapshot restores" "$CUMULUS_UTIL" --store="$T/store" \
 	restore-snapshot "$last" "$T/restore"
 cmp -s "$T/src/tree/big" "$T/restore/tree/big"
 test_eq "restored content is the file's" $? 0
+
+# Every segment an incremental snapshot names is in its .sha1sums, and
+# sha1sum -c verifies them.
+lbs=$(ls "$T/store"/snapshot-*.lbs | tail -1)
+want=$(sed -n '/^Segments:/,$p' "$lbs" | sed 1d | tr -d ' ' | sort)
+got=$(sed 's/^.* \*\([^.]*\)\..*/\1/' "${lbs%.lbs}.sha1sums" | sort)
+test_eq ".sha1sums lists every segment of the descriptor" "$got" "$want"
+(cd "$T/store" && sha1sum --quiet -c "$(basename "${lbs%.lbs}.sha1sums")") >/dev/null 2>&1
+test_eq "sha1sum -c verifies them" $? 0
+
+test_exit "an invalid scheme is a usage error" 2 \
+	"$CUMULUS" --dest="$T/store" --scheme=a/b tree
+test_ok "--localdb with missing parents is created" \
+	"$CUMULUS" --dest="$T/store2" --localdb="$T/new/deep/db" tree
+test -f "$T/new/deep/db/localdb.sqlite"
+test_eq "the database is inside it" $? 0
 done_testing
