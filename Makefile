@@ -29,7 +29,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 PROGS := cumulus cumulus-util cumulus-sync cumulus-store
 BUILD_LINKS := $(addprefix $(BUILD)/,cumulus-util cumulus-sync cumulus-store)
 
-.PHONY: all build-all clean check install demo fuzz fuzz-bin bench sanitize
+.PHONY: all build-all clean check install demo fuzz fuzz-bin bench sanitize torture
 all: $(PROGS) build-all
 # Everything tests/run.sh $(BUILD) runs, kept inside $(BUILD).
 build-all: $(BUILD)/cumulus $(BUILD_LINKS) $(UNIT_BIN) $(FUZZ_REPLAY)
@@ -76,6 +76,10 @@ sanitize:
 
 fuzz:
 	@bash tests/fuzz/run-fuzzers.sh
+
+# Every fault point of the injection tests, not a sample (slow).
+torture: all
+	@TORTURE=1 bash tests/run.sh $(BUILD) t7
 
 bench:
 	@bash bench/run.sh
