@@ -219,7 +219,14 @@ need_db(struct space *s, const char *cmd)
 		fprintf(stderr, "cumulus-util: %s needs --localdb=DIR\n", cmd);
 		return -1;
 	}
-	/* Opening creates a database: only rebuild-db may do that. */
+	/* Opening creates a database: only rebuild-db may do that, in a
+	 * private directory (the statcache names every file). */
+	if (strcmp(cmd, "rebuild-db") == 0 && mkdir(s->localdb, 0700) &&
+	    errno != EEXIST) {
+		fprintf(stderr, "cumulus-util: cannot create '%s': %s\n",
+		    s->localdb, strerror(errno));
+		return -1;
+	}
 	snprintf(path, sizeof(path), "%s/%s", s->localdb, LOCALDB_FILE);
 	if (strcmp(cmd, "rebuild-db") != 0 && stat(path, &sb) != 0) {
 		fprintf(stderr, "cumulus-util: %s: no local database '%s'\n",

@@ -4,6 +4,8 @@
 #include "gc.h"
 
 #include <sys/stat.h>
+#include <dirent.h>
+#include <unistd.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -175,6 +177,62 @@ file_age(struct store *st, const char *path, int64_t *age)
 	return 0;
 }
 
+/*
+ * ".tmp.*" files of interrupted writes: the store API hides dot files, so
+ * a local store's directories are read directly (a remote store has no
+ * such files: its uploads are atomic).
+ */
+static int
+temp_files(const struct gc_options *o, const char *root, const char *dir,
+    struct gc_stats *stats)
+{
+	struct buf path;
+	struct dirent *e;
+	DIR *d;
+	int rc = 0;
+
+	buf_init(&path, BUF_UNLIMITED);
+	if (buf_printf(&path, "%s/%s", root, dir)) {
+		buf_release(&path);
+		return -1;
+	}
+	if ((d = opendir(path.data)) == NULL) {
+		buf_release(&path);
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL) {
+		struct stat sb;
+		char shown[4096];
+
+		if (strncmp(e->d_name, ".tmp.", 5) != 0 ||
+		    fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(sb.st_mode))
+			continue;
+		snprintf(shown, sizeof(shown), "%s%s%s", dir, *dir ? "/" : "",
+		    e->d_name);
+		if ((int64_t)time(NULL) - (int64_t)sb.st_mtime < o->min_age) {
+			stats->young++;
+			if (o->young)
+				o->young(o->arg, shown);
+			continue;
+		}
+		if (!o->dry_run && unlinkat(dirfd(d), e->d_name, 0) &&
+		    errno != ENOENT) {
+			err_setp("deleting '%s'", shown);
+			rc = -1;
+			break;
+		}
+		stats->deleted++;
+		stats->reclaimed += (uint64_t)sb.st_size;
+		if (o->deleted)
+			o->deleted(o->arg, shown, (uint64_t)sb.st_size,
+			    "temp file");
+	}
+	closedir(d);
+	buf_release(&path);
+	return rc;
+}
+
 /* Read every descriptor: the referenced segments and who references
  * them (first snapshot per uuid, for the missing-segment report). */
 static int
@@ -325,6 +383,10 @@ gc_run(struct store *st, const struct gc_options *o, struct gc_stats *stats)
 		if (o->deleted)
 			o->deleted(o->arg, path, size, todo.v[i]);
 	}
+	for (size_t i = 0; store_local_dir(st) != NULL &&
+	    i < sizeof(gc_dirs) / sizeof(gc_dirs[0]); i++)
+		if (temp_files(o, store_local_dir(st), gc_dirs[i], stats))
+			goto out;
 	strs_sort_unique(&present);
 	for (size_t i = 0; i < owners.n; i++) {
 		char *sp = strchr(owners.v[i], ' ');
