@@ -89,11 +89,16 @@ int
 fileio_read_fd(int fd, struct buf *out)
 {
 	for (;;) {
+		/* 64 KiB steps, never asking for more room than the bound
+		 * leaves; when full, one more byte tells "too large". */
+		size_t room = out->max - out->len;
+		size_t n = room < 65536 ? room : 65536;
+		char probe;
 		ssize_t r;
 
-		if (buf_reserve(out, 65536))
+		if (n > 0 && buf_reserve(out, n))
 			return -1;
-		r = read(fd, out->data + out->len, 65536);
+		r = n > 0 ? read(fd, out->data + out->len, n) : read(fd, &probe, 1);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -102,6 +107,11 @@ fileio_read_fd(int fd, struct buf *out)
 		}
 		if (r == 0)
 			break;
+		if (n == 0) {
+			err_set("data larger than the limit of %zu bytes",
+			    out->max);
+			return -1;
+		}
 		out->len += (size_t)r;
 		out->data[out->len] = '\0';
 	}
