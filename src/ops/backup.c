@@ -1777,6 +1777,11 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 		    o->localdb);
 		goto out;
 	}
+	/* Only a local store can hold the database by default. */
+	if (o->localdb == NULL && store_local_dir(b.store) == NULL) {
+		err_set("a remote store needs --localdb");
+		goto out;
+	}
 	if (localdb_open(o->localdb ? o->localdb : store_local_dir(b.store),
 		&b.db) ||
 	    localdb_begin_snapshot(b.db, ts, o->scheme, o->intent) ||
