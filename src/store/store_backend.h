@@ -58,7 +58,4 @@ extern const struct store_ops store_file_ops;
 extern const struct store_ops store_s3_ops;
 extern const struct store_ops store_script_ops;
 
-/* Shared helper: create directories along ${path} (like mkdir -p). */
-int store_mkdir_p(const char *path);
-
 #endif

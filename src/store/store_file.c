@@ -23,35 +23,6 @@ struct file_store {
 	char *dir;
 };
 
-int
-store_mkdir_p(const char *path)
-{
-	char *p = strdup(path);
-	int rc = 0;
-
-	if (p == NULL) {
-		err_set("out of memory");
-		return -1;
-	}
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || *s == '\0') {
-			char c = *s;
-
-			*s = '\0';
-			if (mkdir(p, 0755) && errno != EEXIST) {
-				err_setp("cannot create directory '%s'", p);
-				rc = -1;
-				break;
-			}
-			*s = c;
-			if (c == '\0')
-				break;
-		}
-	}
-	free(p);
-	return rc;
-}
-
 static int
 f_open(const char *url, bool create, void **impl)
 {
@@ -72,7 +43,7 @@ f_open(const char *url, bool create, void **impl)
 		err_set("empty store path");
 		return -1;
 	}
-	if (create && store_mkdir_p(path))
+	if (create && fileio_mkdir_p(path, 0755))
 		return -1;
 	if (stat(path, &sb)) {
 		err_setp("store '%s'", path);
@@ -128,7 +99,7 @@ f_create(void *impl, const char *name, void **out, int *fd)
 	    (slash == NULL ||
 		(buf_putc(&dir, '/') == 0 &&
 		    buf_append(&dir, name, (size_t)(slash - name)) == 0 &&
-		    store_mkdir_p(dir.data) == 0)) &&
+		    fileio_mkdir_p(dir.data, 0755) == 0)) &&
 	    fileio_tmp_open(t, dir.data, base) == 0) {
 		*out = t;
 		*fd = t->fd;
