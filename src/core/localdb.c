@@ -638,6 +638,8 @@ localdb_close(struct localdb *db)
 		rollback(db);
 		for (int i = 0; i < ST_COUNT; i++)
 			sqlite3_finalize(db->st[i]);
+		for (int i = 0; i < SP_COUNT; i++)
+			sqlite3_finalize(db->sp[i]);
 		sqlite3_close(db->h);
 	}
 	free(db->dir);

@@ -44,6 +44,16 @@ enum st {
 	ST_COUNT
 };
 
+/* localdb_space.c's cached statements (rebuilding runs them per object). */
+enum sp_st {
+	SP_SEG_INSERT,
+	SP_SEG_ID,
+	SP_BLOCK_GET,
+	SP_BLOCK_INSERT,
+	SP_BLOCK_FILL,
+	SP_COUNT
+};
+
 struct localdb {
 	sqlite3 *h;
 	char *dir;
@@ -56,6 +66,7 @@ struct localdb {
 	int64_t seg_cache_id;
 	char seg_cache[REF_SEGMENT_MAX + 1];
 	sqlite3_stmt *st[ST_COUNT];
+	sqlite3_stmt *sp[SP_COUNT];  /* finalized by localdb_close() too */
 };
 
 #endif

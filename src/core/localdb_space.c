@@ -743,51 +743,139 @@ localdb_rebuild_snapshot(struct localdb *db, const char *name,
 	return 0;
 }
 
+/* The cached statement ${id} of this module; NULL on error. */
+static sqlite3_stmt *
+sp_cached(struct localdb *db, enum sp_st id)
+{
+	static const char *const sql[SP_COUNT] = {
+		[SP_SEG_INSERT] = "INSERT OR IGNORE INTO segments(segment)"
+		    " VALUES (?1)",
+		[SP_SEG_ID] = "SELECT segmentid FROM segments"
+		    " WHERE segment = ?1",
+		[SP_BLOCK_GET] = "SELECT blockid, size, checksum"
+		    " FROM block_index WHERE segmentid = ?1 AND object = ?2",
+		[SP_BLOCK_INSERT] = "INSERT INTO block_index(segmentid,"
+		    " object, checksum, size, timestamp)"
+		    " VALUES (?1, ?2, ?3, ?4, julianday('now'))",
+		[SP_BLOCK_FILL] = "UPDATE block_index SET"
+		    " size = coalesce(size, ?2),"
+		    " checksum = coalesce(checksum, ?3) WHERE blockid = ?1",
+	};
+
+	if (db->sp[id] == NULL && sqlite3_prepare_v3(db->h, sql[id], -1,
+	    SQLITE_PREPARE_PERSISTENT, &db->sp[id], NULL) != SQLITE_OK) {
+		sp_err(db, "prepare");
+		db->sp[id] = NULL;
+		return NULL;
+	}
+	sqlite3_reset(db->sp[id]);
+	sqlite3_clear_bindings(db->sp[id]);
+	return db->sp[id];
+}
+
+/* The id of ${segment}'s row, created if needed; the last answer is
+ * remembered (an object's neighbours mostly share its segment). */
+static int
+rebuild_segment_id(struct localdb *db, const char *segment, int64_t *id)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (db->seg_cached && strcmp(db->seg_cache, segment) == 0) {
+		*id = db->seg_cache_id;
+		return 0;
+	}
+	if ((s = sp_cached(db, SP_SEG_INSERT)) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+	if (sp_run(db, s, "record segment") < 0 ||
+	    (s = sp_cached(db, SP_SEG_ID)) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE)
+			err_set("local database: segment row vanished");
+		else
+			sp_err(db, "look up segment");
+		return -1;
+	}
+	*id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	snprintf(db->seg_cache, sizeof(db->seg_cache), "%s", segment);
+	db->seg_cache_id = *id;
+	db->seg_cached = true;
+	return 0;
+}
+
 int
 localdb_rebuild_object(struct localdb *db, const char *segment,
     uint64_t seq, const char *checksum, uint64_t size, uint64_t start,
     uint64_t length, bool whole)
 {
-	static const char *const sql[] = {
-		"INSERT OR IGNORE INTO segments(segment) VALUES (?1)",
-		"INSERT OR IGNORE INTO block_index(segmentid, object, checksum,"
-		" size, timestamp) SELECT segmentid, ?2, ?3, ?4,"
-		" julianday('now') FROM segments WHERE segment = ?1",
-		"UPDATE block_index SET size = ?4 WHERE size IS NULL"
-		" AND ?4 IS NOT NULL AND object = ?2 AND segmentid ="
-		" (SELECT segmentid FROM segments WHERE segment = ?1)",
-		"UPDATE block_index SET checksum = ?3 WHERE checksum IS NULL"
-		" AND ?3 IS NOT NULL AND size = ?4 AND object = ?2 AND"
-		" segmentid = (SELECT segmentid FROM segments"
-		" WHERE segment = ?1)",
-	};
 	bool known = size != LOCALDB_SIZE_UNKNOWN;
+	bool has_sum = checksum != NULL && *checksum != '\0';
+	sqlite3_stmt *s;
+	int64_t segid, blockid;
 	char obj[24];
+	int rc;
 
 	if (known && size > (uint64_t)INT64_MAX) {
 		err_set("local database: object size too large");
 		return -1;
 	}
+	if (strlen(segment) >= sizeof(db->seg_cache)) {
+		err_set("local database: segment name too long");
+		return -1;
+	}
 	snprintf(obj, sizeof(obj), "%08" PRIx64, seq);
-	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-		sqlite3_stmt *s = sp_prepare(db, sql[i], "record object");
-		int64_t n;
+	/* One indexed lookup; a new object is one insert, a known one is
+	 * updated only when this reference tells more (its size, then a
+	 * checksum for that size). */
+	if (rebuild_segment_id(db, segment, &segid) ||
+	    (s = sp_cached(db, SP_BLOCK_GET)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, segid);
+	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		bool size_null = sqlite3_column_type(s, 1) == SQLITE_NULL;
+		bool sum_null = sqlite3_column_type(s, 2) == SQLITE_NULL;
+		int64_t old = sqlite3_column_int64(s, 1);
+		bool fill_size = size_null && known;
+		bool fill_sum = sum_null && has_sum && known &&
+		    (fill_size || (!size_null && old == (int64_t)size));
 
-		if (s == NULL)
-			return -1;
-		sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
-		if (i > 0) {
-			sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
-			if (checksum && *checksum)
+		blockid = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		if (fill_size || fill_sum) {
+			if ((s = sp_cached(db, SP_BLOCK_FILL)) == NULL)
+				return -1;
+			sqlite3_bind_int64(s, 1, blockid);
+			if (known)
+				sqlite3_bind_int64(s, 2, (int64_t)size);
+			if (fill_sum)
 				sqlite3_bind_text(s, 3, checksum, -1,
 				    SQLITE_STATIC);
-			if (known)
-				sqlite3_bind_int64(s, 4, (int64_t)size);
+			if (sp_run(db, s, "record object") < 0)
+				return -1;
 		}
-		n = sp_run(db, s, "record object");
-		sqlite3_finalize(s);
-		if (n < 0)
+	} else if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		if ((s = sp_cached(db, SP_BLOCK_INSERT)) == NULL)
 			return -1;
+		sqlite3_bind_int64(s, 1, segid);
+		sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+		if (has_sum)
+			sqlite3_bind_text(s, 3, checksum, -1, SQLITE_STATIC);
+		if (known)
+			sqlite3_bind_int64(s, 4, (int64_t)size);
+		if (sp_run(db, s, "record object") < 0)
+			return -1;
+	} else {
+		sqlite3_reset(s);
+		return sp_err(db, "look up object");
 	}
 	return localdb_use_object(db, segment, seq, start,
 	    whole ? size : length, whole) < 0 ? -1 : 0;
