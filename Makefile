@@ -3,7 +3,7 @@
 CC ?= cc
 PREFIX ?= /usr/local
 VERSION := 0.1.0
-PKGS := sqlite3 libcrypto uuid libzstd zlib liblzma libcurl
+PKGS := sqlite3 libcrypto uuid libzstd zlib liblzma libcurl libssh2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lbz2 -lpthread
 

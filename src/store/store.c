@@ -24,6 +24,7 @@
 static const struct store_ops *const backends[] = {
 	&store_s3_ops,
 	&store_script_ops,
+	&store_sftp_ops,
 };
 
 /* One listed directory of a remote store: names with sizes. */
@@ -91,7 +92,8 @@ store_open(const char *url, bool create, struct store **out)
 	if (ops == &store_file_ops && strncmp(url, "file://", 7) != 0 &&
 	    strstr(url, "://") != NULL) {
 		err_set("store URL '%.200s': unknown scheme (use a directory, "
-			"file:///DIR or s3://BUCKET/PREFIX)",
+			"file:///DIR, s3://BUCKET/PREFIX or "
+			"sftp://[USER@]HOST[:PORT]/PATH)",
 		    url);
 		return -1;
 	}

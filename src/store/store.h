@@ -4,6 +4,9 @@
  * "snapshots/snapshot-x.cumulus").  The URL picks the backend:
  *   DIR or file:///DIR          a local directory (store_file.c)
  *   s3://BUCKET[/PREFIX]        S3-compatible object storage (store_s3.c)
+ *   sftp://[USER@]HOST[:PORT]/PATH  a directory over SSH; /~/PATH is
+ *                               relative to the login directory
+ *                               (store_sftp.c)
  *   script:CMD                  the upload-script protocol, write-only
  *                               (store_script.c; --upload-script)
  *

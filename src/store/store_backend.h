@@ -57,5 +57,6 @@ struct store_ops {
 extern const struct store_ops store_file_ops;
 extern const struct store_ops store_s3_ops;
 extern const struct store_ops store_script_ops;
+extern const struct store_ops store_sftp_ops;
 
 #endif
