@@ -298,6 +298,9 @@ append_ref(struct backup *b, const struct ref *r)
 
 /* Smaller files are stored in whole blocks, without signatures. */
 #define SUB_MIN_FILE 16384
+/* At most this many old chunks in memory per file (~96 bytes each, about
+ * 8 GiB of file); beyond, chunk_index answers. */
+#define SUB_MAX_SLOTS ((size_t)1 << 20)
 
 struct sub_obj {
 	char segment[REF_SEGMENT_MAX + 1];
@@ -534,6 +537,8 @@ sub_load(struct backup *b, struct subfile *s, const int *cls, int want)
 				return -1;
 			}
 		free(v);
+		if (s->nslots >= SUB_MAX_SLOTS)
+			break;
 	}
 	return 0;
 }
