@@ -113,6 +113,12 @@ stanza_add_line(struct stanza *s, const char *line, size_t n)
 {
 	enum meta_line kind = meta_line_kind(line, n);
 
+	/* Values are C strings to their users: a NUL would cut one short
+	 * (a name, a mode) without a word, so the stanza is refused. */
+	if (memchr(line, '\0', n) != NULL) {
+		err_set("metadata line contains a NUL byte");
+		return -1;
+	}
 	if (kind == META_LINE_FIELD) {
 		const char *colon = memchr(line, ':', n);
 		size_t klen = (size_t)(colon - line);
