@@ -18,8 +18,10 @@
 #include "err.h"
 #include "escape.h"
 #include "hash.h"
+#include "localdb.h"
 #include "meta.h"
 #include "restore.h"
+#include "scrub.h"
 #include "sigcheck.h"
 #include "snapshot.h"
 #include "source.h"
@@ -62,6 +64,7 @@ usage(FILE *f)
 	    "  read-snapshots NAME...\n"
 	    "  read-metadata NAME\n"
 	    "  verify-snapshots NAME...\n"
+	    "  verify-snapshots --read-data-subset=N%%   (scrub N%% of the segments)\n"
 	    "  object-sums [SEGMENT...]\n"
 	    "  restore-snapshot [--force] NAME DEST [PATH...]\n");
 }
@@ -589,10 +592,55 @@ verify_one(struct util *u, const char *name)
 	return errors;
 }
 
+/* --localdb, kept for the scrub's memory of what it checked. */
+static const char *util_localdb;
+
+static void
+scrub_print(void *arg, const char *what, const char *problem)
+{
+	if (problem == NULL) {
+		printf("OK %s\n", what);
+		return;
+	}
+	fflush(stdout);
+	fprintf(stderr, "Error: %s: %s\n", what, problem);
+}
+
+/* verify-snapshots --read-data-subset=N%: a sampled segment scrub. */
+static int
+cmd_scrub(struct util *u, const char *spec)
+{
+	struct localdb *db = NULL;
+	struct scrub_result res;
+	char *end;
+	unsigned long pct = strtoul(spec, &end, 10);
+	int r;
+
+	if (end == spec || (*end != '%' && *end != '\0') ||
+	    (*end == '%' && end[1] != '\0') || pct < 1 || pct > 100) {
+		fprintf(stderr, "cumulus-util: --read-data-subset must be "
+				"1%% to 100%%\n");
+		return CLI_USAGE;
+	}
+	if (util_localdb && localdb_open(util_localdb, &db))
+		return fail("local database");
+	r = scrub_run(u->st, db, (unsigned)pct, scrub_print, NULL, &res);
+	localdb_close(db);
+	if (r)
+		return fail("verify-snapshots");
+	printf("checked %zu of %zu segments (%" PRIu64 " objects, %" PRIu64
+	       " bytes): %zu bad\n", res.checked, res.segments, res.objects,
+	    res.bytes, res.bad);
+	return res.bad ? CLI_FAIL : CLI_OK;
+}
+
 static int
 cmd_verify(struct util *u, int argc, char **argv)
 {
 	int errors = 0;
+
+	if (argc == 1 && strncmp(argv[0], "--read-data-subset=", 19) == 0)
+		return cmd_scrub(u, argv[0] + 19);
 
 	if (argc < 1) {
 		usage(stderr);
@@ -788,12 +836,13 @@ cli_util_main(int argc, char **argv)
 			u.store_url = a + 8;
 		else if (strcmp(a, "--store") == 0 && i + 1 < argc)
 			u.store_url = argv[++i];
-		else if (strncmp(a, "--localdb=", 10) == 0 ||
-		    strncmp(a, "--intent=", 9) == 0)
+		else if (strncmp(a, "--localdb=", 10) == 0)
+			util_localdb = a + 10; /* only the scrub uses it */
+		else if (strcmp(a, "--localdb") == 0 && i + 1 < argc)
+			util_localdb = argv[++i];
+		else if (strncmp(a, "--intent=", 9) == 0)
 			; /* not needed by the reading commands */
-		else if ((strcmp(a, "--localdb") == 0 ||
-			     strcmp(a, "--intent") == 0) &&
-		    i + 1 < argc)
+		else if (strcmp(a, "--intent") == 0 && i + 1 < argc)
 			i++;
 		else if (strncmp(a, "--verify-key=", 13) == 0)
 			u.sig.key = a + 13;
