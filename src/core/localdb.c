@@ -234,10 +234,30 @@ static const char *const st_sql[ST_COUNT] = {
 	[ST_AVAIL_SIZE_M] = AVAIL_SIZE_SQL NOT_MISSING_SQL,
 };
 
+/*
+ * Record "local database: ${what}: ${msg}"; when SQLite found the file
+ * damaged (or not a database at all), say that it is a cache and how to
+ * rebuild it, since that is the only repair.
+ */
+void
+localdb_err(struct localdb *db, const char *what, const char *msg)
+{
+	int code = sqlite3_errcode(db->h) & 0xff;
+
+	if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+		err_set("local database: %s: %s; the database in '%s' is"
+		    " damaged.  It is only a cache: move %s/" LOCALDB_FILE
+		    "* away and rebuild it from the store with"
+		    " 'cumulus-util --store=STORE --localdb=%s rebuild-db'",
+		    what, msg, db->dir, db->dir, db->dir);
+	else
+		err_set("local database: %s: %s", what, msg);
+}
+
 static int
 dberr(struct localdb *db, const char *what)
 {
-	err_set("local database: %s: %s", what, sqlite3_errmsg(db->h));
+	localdb_err(db, what, sqlite3_errmsg(db->h));
 	return -1;
 }
 
@@ -247,8 +267,7 @@ exec(struct localdb *db, const char *sql, const char *what)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		err_set("local database: %s: %s", what,
-		    msg ? msg : sqlite3_errmsg(db->h));
+		localdb_err(db, what, msg ? msg : sqlite3_errmsg(db->h));
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -613,6 +632,17 @@ localdb_open(const char *dir, struct localdb **out)
 	if ((layout = classify(db)) < 0)
 		goto fail;
 	if (layout != LAYOUT_V011 && setup_schema(db, buf_str(&path)))
+		goto fail;
+	/*
+	 * Write-ahead logging: readers never block the backup's long write
+	 * transaction, and with synchronous = FULL each COMMIT (a commit
+	 * point of the backup, of gc's missing marks) is durable when it
+	 * returns.  Set after the schema, so a 0.9 database is copied as it
+	 * was.  The mode is persistent; SQLite >= 3.7 (the original's tools)
+	 * reads such a database.  A file system without shared memory keeps
+	 * the rollback journal, which is as safe.
+	 */
+	if (exec(db, "PRAGMA journal_mode = WAL", "set journal mode"))
 		goto fail;
 	if (exec(db, temp_sql, "create temporary tables"))
 		goto fail;
@@ -1060,6 +1090,65 @@ localdb_mark_segment_missing(struct localdb *db, const char *segment)
 	}
 	sqlite3_finalize(s);
 	return 0;
+}
+
+static int
+cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int64_t
+localdb_mark_absent_segments(struct localdb *db, char *const *present,
+    size_t n)
+{
+	sqlite3_stmt *s;
+	char **absent = NULL;
+	size_t nabsent = 0;
+	int64_t rc = -1;
+	int r;
+
+	if (!db->in_tx) {
+		err_set("local database: no backup running");
+		return -1;
+	}
+	/* Collect first: inserting while the query runs would change it. */
+	if (sqlite3_prepare_v2(db->h, db->has_missing ?
+	    "SELECT segment FROM segments s WHERE EXISTS (SELECT 1 FROM"
+	    " block_index b WHERE b.segmentid = s.segmentid AND"
+	    " b.expired IS NULL) AND segment NOT IN"
+	    " (SELECT segment FROM missing_segments)" :
+	    "SELECT segment FROM segments s WHERE EXISTS (SELECT 1 FROM"
+	    " block_index b WHERE b.segmentid = s.segmentid AND"
+	    " b.expired IS NULL)", -1, &s, NULL) != SQLITE_OK)
+		return dberr(db, "list segments");
+	while ((r = step(db, s, "list segments")) == 1) {
+		const char *seg = (const char *)sqlite3_column_text(s, 0);
+		char **nv;
+
+		if (seg == NULL || *seg == '\0' || (n > 0 && bsearch(&seg, present, n,
+		    sizeof(*present), cmp_strp) != NULL))
+			continue;
+		if ((nv = realloc(absent, (nabsent + 1) * sizeof(*nv))) ==
+		    NULL || (nv[nabsent] = strdup(seg)) == NULL) {
+			if (nv)
+				absent = nv;
+			err_set("out of memory");
+			goto out;
+		}
+		absent = nv;
+		nabsent++;
+	}
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < nabsent; i++)
+		if (localdb_mark_segment_missing(db, absent[i]))
+			goto out;
+	rc = (int64_t)nabsent;
+out:
+	sqlite3_finalize(s);
+	localdb_free_list(absent, nabsent);
+	return rc;
 }
 
 int

@@ -147,6 +147,14 @@ int localdb_legacy_algorithms(struct localdb *db, unsigned *mask);
  * first use.  0 or -1.
  */
 int localdb_mark_segment_missing(struct localdb *db, const char *segment);
+/*
+ * Mark missing every segment with usable objects whose UUID is not in
+ * ${present} (${n} UUIDs sorted by strcmp: the segments the store holds),
+ * so this backup reuses nothing of a segment that a gc deleted without
+ * this database.  Inside a backup.  The number marked, or -1.
+ */
+int64_t localdb_mark_absent_segments(struct localdb *db,
+    char *const *present, size_t n);
 
 /*
  * The sub-block signatures of object ${seq} of ${segment}.  1 with

@@ -69,4 +69,8 @@ struct localdb {
 	sqlite3_stmt *sp[SP_COUNT];  /* finalized by localdb_close() too */
 };
 
+/* Record an SQLite error of ${db} (localdb.c); a damaged database gets the
+ * rebuild hint. */
+void localdb_err(struct localdb *db, const char *what, const char *msg);
+
 #endif

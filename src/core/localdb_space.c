@@ -19,7 +19,7 @@
 static int
 sp_err(struct localdb *db, const char *what)
 {
-	err_set("local database: %s: %s", what, sqlite3_errmsg(db->h));
+	localdb_err(db, what, sqlite3_errmsg(db->h));
 	return -1;
 }
 
@@ -29,8 +29,7 @@ sp_exec(struct localdb *db, const char *sql, const char *what)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		err_set("local database: %s: %s", what,
-		    msg ? msg : sqlite3_errmsg(db->h));
+		localdb_err(db, what, msg ? msg : sqlite3_errmsg(db->h));
 		sqlite3_free(msg);
 		return -1;
 	}
