@@ -59,4 +59,17 @@ extern const struct store_ops store_s3_ops;
 extern const struct store_ops store_script_ops;
 extern const struct store_ops store_sftp_ops;
 
+/*
+ * The upload-script answers (store_script.c), pure so they can be fuzzed.
+ * store_script_parse_reply() moves the first complete line of ${in} (bytes
+ * received from the helper, not yet used) into ${line}, without its "\n"
+ * or a "\r" before it, and drops it from ${in}: 1 if a line was taken, 0
+ * if ${in} holds no complete line yet, -1 if the line does not fit in
+ * ${line} (error recorded).  store_script_reply_ok() says whether an
+ * answer line means "stored": exactly "OK".
+ */
+struct buf;
+int store_script_parse_reply(struct buf *in, struct buf *line);
+bool store_script_reply_ok(const struct buf *line);
+
 #endif

@@ -128,26 +128,52 @@ file_type(const char *name)
 	return "segments";
 }
 
+/*
+ * The answers are parsed by the two pure functions below (declared in
+ * store_backend.h) so that tests/fuzz/fuzz_script.c can feed them any
+ * bytes a hostile or broken helper might write.
+ */
+int
+store_script_parse_reply(struct buf *in, struct buf *line)
+{
+	char *nl = in->len ? memchr(in->data, '\n', in->len) : NULL;
+	size_t l, drop;
+
+	if (nl == NULL)
+		return 0;
+	drop = (size_t)(nl - in->data) + 1;
+	l = drop - 1;
+	/* A helper written for a CRLF world still answers "OK\r\n". */
+	if (l && in->data[l - 1] == '\r')
+		l--;
+	buf_reset(line);
+	if (buf_append(line, in->data, l)) {
+		err_set("upload script: answer line too long");
+		return -1;
+	}
+	memmove(in->data, in->data + drop, in->len - drop);
+	in->len -= drop;
+	return 1;
+}
+
+bool
+store_script_reply_ok(const struct buf *line)
+{
+	/* Exactly "OK": an embedded NUL ("OK\0junk") is not an OK. */
+	return line->len == 2 && memcmp(line->data, "OK", 2) == 0;
+}
+
 /* One answer line, without its newline.  0, or -1 at EOF or error. */
 static int
 read_line(struct script *sc, struct buf *line)
 {
 	for (;;) {
-		char *nl = sc->in.len ? memchr(sc->in.data, '\n', sc->in.len)
-				      : NULL;
 		char tmp[512];
 		ssize_t n;
+		int r = store_script_parse_reply(&sc->in, line);
 
-		if (nl) {
-			size_t l = (size_t)(nl - sc->in.data);
-
-			buf_reset(line);
-			if (buf_append(line, sc->in.data, l))
-				return -1;
-			memmove(sc->in.data, nl + 1, sc->in.len - l - 1);
-			sc->in.len -= l + 1;
-			return 0;
-		}
+		if (r)
+			return r > 0 ? 0 : -1;
 		n = read(sc->from, tmp, sizeof(tmp));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -203,9 +229,7 @@ sc_put(void *impl, const char *name, int fd, const char *path,
 		sc->dead = true;
 		goto out;
 	}
-	if (line.len && line.data[line.len - 1] == '\r')
-		line.data[--line.len] = '\0';
-	if (strcmp(buf_str(&line), "OK") != 0) {
+	if (!store_script_reply_ok(&line)) {
 		err_set("error response from upload script for '%s': '%.200s'",
 		    name, buf_str(&line));
 		sc->dead = true;
