@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "err.h"
 #include "forget.h"
 #include "gc.h"
+#include "lease.h"
 #include "localdb.h"
 #include "localdb_space.h"
 #include "rebuild.h"
@@ -25,7 +27,7 @@
 struct space {
 	const char *store_url;
 	const char *localdb;
-	bool dry_run, verbose;
+	bool dry_run, verbose, force;
 	struct store *st;
 	struct localdb *db;
 	/* forget */
@@ -49,6 +51,7 @@ usage_space(FILE *f)
 	    "         [--keep-weekly N] [--keep-monthly N] [--keep-yearly N]\n"
 	    "         [--keep-within DURATION] [--scheme NAME] [--dry-run]\n"
 	    "  gc [--dry-run] [--min-age=DURATION]      (default 1d)\n"
+	    "     [--force]                             (ignore backup leases)\n"
 	    "  prune-db [--dry-run]                     (needs --store too)\n"
 	    "  clean [--threshold=X] [--dry-run]        (default 7.0)\n"
 	    "  check-db\n"
@@ -122,6 +125,10 @@ parse_args(struct space *s, int argc, char **argv, const char **cmd)
 
 		if (strcmp(a, "-n") == 0 || strcmp(a, "--dry-run") == 0) {
 			s->dry_run = true;
+			continue;
+		}
+		if (strcmp(a, "--force") == 0) {
+			s->force = true;
 			continue;
 		}
 		if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
@@ -234,10 +241,16 @@ need_db(struct space *s, const char *cmd)
 		return -1;
 	}
 	if (localdb_open(s->localdb, &s->db)) {
+		bool hinted = strstr(err_msg(), "rebuild-db") != NULL;
+
 		sfail(cmd);
-		fprintf(stderr, "cumulus-util: the local database is a cache:"
-		    " move it away and run\n  cumulus-util --store=URL"
-		    " --localdb=%s rebuild-db\n", s->localdb);
+		/* A damaged file already got the hint; any other failure to
+		 * open gets it too, since rebuilding is the repair. */
+		if (!hinted)
+			fprintf(stderr, "cumulus-util: the local database is a"
+			    " cache: move it away and run\n  cumulus-util"
+			    " --store=URL --localdb=%s rebuild-db\n",
+			    s->localdb);
 		return -1;
 	}
 	return 0;
@@ -355,6 +368,19 @@ gc_young(void *arg, const char *path)
 		printf("Keep (younger than --min-age): %s\n", path);
 }
 
+static void
+gc_busy(void *arg, const char *lease, int64_t age, unsigned n)
+{
+	(void)arg;
+	fflush(stdout);
+	fprintf(stderr, "cumulus-util: gc: %u backup%s running on this store"
+	    " (lease %s, refreshed %" PRId64 " s ago): nothing deleted, since"
+	    " it may reuse unreferenced segments.  Run gc again when it has"
+	    " finished (--force ignores the lease of a backup known to be"
+	    " dead; leases go stale after %d s).\n", n, n == 1 ? " is" :
+	    "s are", lease, age, LEASE_TTL);
+}
+
 static int
 cmd_gc(struct space *s)
 {
@@ -363,11 +389,13 @@ cmd_gc(struct space *s)
 
 	memset(&o, 0, sizeof(o));
 	o.dry_run = s->dry_run;
+	o.force = s->force;
 	o.min_age = s->min_age;
 	o.db = s->db;
 	o.deleted = gc_deleted;
 	o.missing = gc_missing;
 	o.young = gc_young;
+	o.busy = gc_busy;
 	o.arg = s;
 	if (gc_run(s->st, &o, &st))
 		return sfail("gc");
@@ -386,7 +414,7 @@ cmd_gc(struct space *s)
 		    st.missing == 1 ? " is" : "s are");
 		return CLI_FAIL;
 	}
-	return CLI_OK;
+	return st.busy ? CLI_WARNINGS : CLI_OK;
 }
 
 /* ---- prune-db, clean, check-db ---- */
@@ -504,8 +532,11 @@ cmd_check(struct space *s)
 {
 	int n = localdb_check(s->db, say_line, NULL);
 
-	if (n < 0)
+	if (n < 0) {
+		/* The message names the rebuild command when it applies. */
 		sfail("check-db");
+		return CLI_FAIL;
+	}
 	if (n != 0) {
 		fprintf(stderr, "cumulus-util: the local database in %s is"
 		    " damaged; it is a cache: move it away and run\n"

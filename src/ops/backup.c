@@ -33,12 +33,14 @@
 #include "escape.h"
 #include "fileio.h"
 #include "hash.h"
+#include "lease.h"
 #include "localdb.h"
 #include "meta.h"
 #include "metalog.h"
 #include "ref.h"
 #include "run.h"
 #include "segment.h"
+#include "snapshot.h"
 #include "statcache.h"
 #include "store.h"
 
@@ -80,6 +82,9 @@ struct backup {
 	struct idcache users[64], groups[64];
 	size_t nusers, ngroups;
 	struct subfile *sub; /* sub-file incrementals state, per file */
+	struct lease *lease; /* this backup's lease in the store (lease.h) */
+	char gc_mark[512];   /* the store's record of the last gc, "" none */
+	bool gc_check;       /* a gc ran: list the store's segments */
 };
 
 static void
@@ -1256,6 +1261,7 @@ dump(struct backup *b, int parent, const char *name, const char *path)
 
 	if (excluded(b, path))
 		return 0;
+	lease_refresh(b->lease);
 	if (fstatat(parent, name, &sb, AT_SYMLINK_NOFOLLOW)) {
 		warnf(b, "lstat '%s': %s", shown(b, path), strerror(errno));
 		return 0;
@@ -1679,6 +1685,85 @@ collect_group(void *arg, const char *group, uint64_t raw, uint64_t stored)
 	}
 }
 
+struct uuids {
+	char **v;
+	size_t n;
+};
+
+static int
+add_uuid(void *arg, const char *uuid, const char *path)
+{
+	struct uuids *u = arg;
+	char **nv;
+
+	(void)path;
+	if ((nv = realloc(u->v, (u->n + 1) * sizeof(*nv))) == NULL ||
+	    (nv[u->n] = strdup(uuid)) == NULL) {
+		if (nv)
+			u->v = nv;
+		err_set("out of memory");
+		return -1;
+	}
+	u->v = nv;
+	u->n++;
+	return 0;
+}
+
+/* The last gc record this database has seen (in its directory). */
+#define GC_SEEN_FILE "gc-seen"
+
+/*
+ * Whether a gc ran since this database last looked: the store's record
+ * differs from the copy kept beside the database.
+ */
+static int
+gc_seen(struct backup *b)
+{
+	const char *dir = b->o->localdb ? b->o->localdb :
+	    store_local_dir(b->store);
+	struct buf seen, path;
+	int rc = 0;
+
+	if (lease_last_gc(b->store, b->gc_mark, sizeof(b->gc_mark)))
+		return -1;
+	if (b->gc_mark[0] == '\0' || dir == NULL)
+		return 0;
+	buf_init(&seen, 4096);
+	buf_init(&path, BUF_UNLIMITED);
+	if (buf_printf(&path, "%s/%s", dir, GC_SEEN_FILE))
+		rc = -1;
+	else if (fileio_read_file(buf_str(&path), &seen) ||
+	    strcmp(buf_str(&seen), b->gc_mark) != 0)
+		b->gc_check = true;
+	err_clear();
+	buf_release(&seen);
+	buf_release(&path);
+	return rc;
+}
+
+/*
+ * Objects of segments the store no longer has (deleted by a gc that ran
+ * without this database) must never be reused: the store is listed after
+ * the lease handshake, so no gc deletes anything from here on.
+ */
+static int
+mark_absent(struct backup *b)
+{
+	struct uuids u = { NULL, 0 };
+	int rc = -1;
+
+	if (!b->gc_check || !lease_supported(b->store))
+		return 0;
+	if (snapshot_each_segment(b->store, add_uuid, &u) == 0) {
+		if (u.n)
+			qsort(u.v, u.n, sizeof(*u.v), cmp_str);
+		rc = localdb_mark_absent_segments(b->db, u.v, u.n) < 0 ?
+		    -1 : 0;
+	}
+	localdb_free_list(u.v, u.n);
+	return rc;
+}
+
 int
 backup_check_scheme(const char *s)
 {
@@ -1787,9 +1872,16 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 		err_set("a remote store needs --localdb");
 		goto out;
 	}
+	/* Announce this backup to gc, and let a running gc finish first
+	 * (lease.h). */
+	if (lease_take(b.store, "backup", &b.lease) ||
+	    lease_wait(b.store, "gc", LEASE_GC_WAIT, &b.gc_check) ||
+	    gc_seen(&b))
+		goto out;
 	if (localdb_open(o->localdb ? o->localdb : store_local_dir(b.store),
 		&b.db) ||
 	    localdb_begin_snapshot(b.db, ts, o->scheme, o->intent) ||
+	    mark_absent(&b) ||
 	    localdb_legacy_algorithms(b.db, &b.legacy_algs))
 		goto out;
 	if (statcache_open(o->localdb ? o->localdb : store_local_dir(b.store),
@@ -1819,7 +1911,9 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	if (segment_writer_finish(b.sw))
 		goto out;
 	segment_writer_stats(b.sw, collect_group, res);
-	if (write_descriptor(&b, res->name, ts_local, &root))
+	/* A lease gone stale may mean a gc deleted what this reuses. */
+	if (lease_check(b.lease) ||
+	    write_descriptor(&b, res->name, ts_local, &root))
 		goto out;
 	committed = true;
 	/*
@@ -1834,6 +1928,12 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 		    res->name);
 		goto out;
 	}
+	/* Only now has this database caught up with that gc. */
+	if (b.gc_check && b.gc_mark[0] &&
+	    fileio_publish(b.o->localdb ? b.o->localdb :
+	    store_local_dir(b.store), GC_SEEN_FILE, b.gc_mark,
+	    strlen(b.gc_mark), false))
+		err_clear();
 	{
 		struct statcache_writer *w = b.scw;
 
@@ -1855,6 +1955,7 @@ out:
 	statcache_writer_abort(b.scw);
 	statcache_close(b.sc);
 	localdb_close(b.db);
+	lease_release(b.lease);
 	store_close(b.store);
 	for (size_t i = 0; i < nroots; i++) {
 		free(roots[i].arg);

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "descriptor.h"
 #include "err.h"
+#include "lease.h"
 #include "localdb_space.h"
 #include "snapshot.h"
 #include "store.h"
@@ -281,6 +282,8 @@ gc_run(struct store *st, const struct gc_options *o, struct gc_stats *stats)
 	struct strs refs = { 0 }, owners = { 0 }, present = { 0 };
 	struct strs todo = { 0 }, gone = { 0 };
 	struct listing l;
+	struct lease *lease = NULL;
+	struct lease_scan sc;
 	char **names = NULL;
 	size_t nnames = 0;
 	int rc = -1;
@@ -292,6 +295,10 @@ gc_run(struct store *st, const struct gc_options *o, struct gc_stats *stats)
 		    " works with it");
 		return -1;
 	}
+	/* Our lease first, then the descriptors (lease.h): a backup that
+	 * starts after this waits for us. */
+	if (!o->dry_run && lease_take(st, "gc", &lease))
+		goto out;
 	if (snapshot_list_names(st, &names, &nnames) ||
 	    referenced(st, names, nnames, &refs, &owners))
 		goto out;
@@ -353,6 +360,29 @@ gc_run(struct store *st, const struct gc_options *o, struct gc_stats *stats)
 				goto out;
 		}
 	}
+	/* A backup announced before we read the descriptors may reuse any
+	 * unreferenced segment: then nothing at all is deleted. */
+	if (lease_scan(st, "backup", NULL, !o->dry_run, &sc))
+		goto out;
+	stats->stale_leases = sc.stale;
+	/* Dead gc leases go too (a backup would wait for them). */
+	{
+		struct lease_scan g;
+
+		if (lease_scan(st, "gc", lease, !o->dry_run, &g))
+			goto out;
+		stats->stale_leases += g.stale;
+	}
+	if (sc.fresh > 0 && !o->force) {
+		stats->busy = sc.fresh;
+		if (o->busy)
+			o->busy(o->arg, sc.first, sc.first_age, sc.fresh);
+		goto report;
+	}
+	/* Backups check the store's segments after this record changed
+	 * (lease.h); it is written before anything goes. */
+	if (!o->dry_run && gone.n > 0 && lease_mark_gc(st))
+		goto out;
 	/* The database forgets the segments (committed) before they go, so
 	 * a crash in between leaves it cautious, never wrong. */
 	if (o->db && !o->dry_run && gone.n > 0) {
@@ -372,6 +402,7 @@ gc_run(struct store *st, const struct gc_options *o, struct gc_stats *stats)
 		uint64_t size = 0;
 
 		*tab = '\0';
+		lease_refresh(lease);
 		if (store_stat(st, path, &size) < 0)
 			goto out;
 		if (!o->dry_run && store_delete(st, path) < 0) {
@@ -387,6 +418,7 @@ gc_run(struct store *st, const struct gc_options *o, struct gc_stats *stats)
 	    i < sizeof(gc_dirs) / sizeof(gc_dirs[0]); i++)
 		if (temp_files(o, store_local_dir(st), gc_dirs[i], stats))
 			goto out;
+report:
 	strs_sort_unique(&present);
 	for (size_t i = 0; i < owners.n; i++) {
 		char *sp = strchr(owners.v[i], ' ');
@@ -406,6 +438,7 @@ gc_run(struct store *st, const struct gc_options *o, struct gc_stats *stats)
 	}
 	rc = 0;
 out:
+	lease_release(lease);
 	strs_free(&refs);
 	strs_free(&owners);
 	strs_free(&present);

@@ -11,6 +11,12 @@
  * segments and .sha1sums before its descriptor, and they must survive.
  * If any descriptor cannot be read, nothing is deleted.
  *
+ * A backup running on the store meanwhile (on any host, with any
+ * database) is seen through the lease protocol of lease.h: gc takes a
+ * "gc" lease, and if a fresh "backup" lease exists it deletes nothing
+ * (that backup may be reusing an old segment no descriptor lists yet);
+ * ${force} ignores backup leases.  Stale leases (LEASE_TTL) are deleted.
+ *
  * With a local database (${db}), gc first marks every segment it is about
  * to delete missing there and commits (under the database's write lock, so
  * it waits for a backup running on that database): no later backup reuses
@@ -27,6 +33,7 @@ struct localdb;
 
 struct gc_options {
 	bool dry_run;
+	bool force;         /* ignore the leases of running backups */
 	int64_t min_age;    /* seconds */
 	struct localdb *db; /* may be NULL */
 	/* Each file deleted (or, dry run, to delete): ${why} is "segment",
@@ -37,6 +44,9 @@ struct gc_options {
 	void (*missing)(void *arg, const char *snapshot, const char *uuid);
 	/* A garbage file kept because it is younger than min_age. */
 	void (*young)(void *arg, const char *path);
+	/* Nothing deleted: ${n} running backups, the first holding lease
+	 * ${lease}, refreshed ${age} seconds ago. */
+	void (*busy)(void *arg, const char *lease, int64_t age, unsigned n);
 	void *arg;
 };
 
@@ -47,6 +57,8 @@ struct gc_stats {
 	uint64_t reclaimed;        /* their bytes */
 	uint64_t young;            /* garbage kept for min_age */
 	uint64_t missing;          /* referenced segments not in the store */
+	uint64_t busy;             /* fresh backup leases: nothing deleted */
+	uint64_t stale_leases;     /* leases of dead processes (deleted) */
 };
 
 /* Run (or with dry_run, plan) a collection.  0 or -1; missing segments
