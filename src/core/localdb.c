@@ -639,8 +639,9 @@ localdb_open(const char *dir, struct localdb **out)
 	 * point of the backup, of gc's missing marks) is durable when it
 	 * returns.  Set after the schema, so a 0.9 database is copied as it
 	 * was.  The mode is persistent; SQLite >= 3.7 (the original's tools)
-	 * reads such a database.  A file system without shared memory keeps
-	 * the rollback journal, which is as safe.
+	 * reads such a database (readers need write access to the
+	 * directory, for the -shm file).  A VFS without shared memory
+	 * keeps the rollback journal, which is as safe.
 	 */
 	if (exec(db, "PRAGMA journal_mode = WAL", "set journal mode"))
 		goto fail;
