@@ -244,12 +244,20 @@ localdb_err(struct localdb *db, const char *what, const char *msg)
 {
 	int code = sqlite3_errcode(db->h) & 0xff;
 
+	int sys = sqlite3_system_errno(db->h);
+
 	if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
 		err_set("local database: %s: %s; the database in '%s' is"
 		    " damaged.  It is only a cache: move %s/" LOCALDB_FILE
 		    "* away and rebuild it from the store with"
 		    " 'cumulus-util --store=STORE --localdb=%s rebuild-db'",
 		    what, msg, db->dir, db->dir, db->dir);
+	else if ((code == SQLITE_IOERR || code == SQLITE_FULL ||
+	    code == SQLITE_CANTOPEN) && sys != 0)
+		/* "disk I/O error" alone hides the cause (a full disk
+		 * under the WAL's shared-memory file, say). */
+		err_set("local database: %s: %s (%s)", what, msg,
+		    strerror(sys));
 	else
 		err_set("local database: %s: %s", what, msg);
 }
