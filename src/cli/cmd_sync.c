@@ -3,6 +3,7 @@
  * Copies snapshots between stores of any kind (src/ops/sync.h).
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +18,12 @@ static const char usage_text[] =
     "Usage: cumulus-sync [OPTION]... SOURCE DEST [SNAPSHOT]...\n"
     "Copy snapshots (default: all) with the segments they need from the\n"
     "store SOURCE to the store DEST (DIR, file:///DIR, s3://BUCKET/PREFIX).\n"
-    "Files DEST already has (same size; same SHA-1 where it can be read\n"
-    "locally) are skipped; each descriptor is written last.\n"
+    "Files DEST already has (same size and same SHA-1, read back from a\n"
+    "remote DEST) are skipped; each descriptor is written last.\n"
     "\n"
     "  --upload-jobs=N   parallel uploads to a remote DEST (default 4)\n"
+    "  --size-only       a remote file of the right size counts as present\n"
+    "                    (no read-back; faster, trusts the upload checks)\n"
     "  -v, --verbose     list each file copied\n"
     "      --help        show this help\n";
 
@@ -36,6 +39,7 @@ cli_sync_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "upload-jobs", required_argument, NULL, 'j' },
+		{ "size-only", no_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -44,6 +48,7 @@ cli_sync_main(int argc, char **argv)
 	struct sync_callbacks cb;
 	struct sync_stats stats;
 	int verbose = 0, c, rc;
+	bool size_only = false;
 
 	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
 		switch (c) {
@@ -59,6 +64,9 @@ cli_sync_main(int argc, char **argv)
 			store_set_default_jobs((unsigned)j);
 			break;
 		}
+		case 's':
+			size_only = true;
+			break;
 		case 'v':
 			verbose = 1;
 			break;
@@ -82,6 +90,7 @@ cli_sync_main(int argc, char **argv)
 	}
 	cb.copying = on_copy;
 	cb.arg = &verbose;
+	cb.size_only = size_only;
 	rc = sync_snapshots(src, dst,
 	    argc - optind > 2 ? (const char *const *)(argv + optind + 2) : NULL,
 	    (size_t)(argc - optind - 2), &cb, &stats);

@@ -96,7 +96,7 @@ hash_store_file(struct store *st, const char *path, char hex[41])
 /* Is ${path} at ${dst} already the file we want?  1 yes, 0 no, -1. */
 static int
 dst_has(struct store *src, struct store *dst, const char *path,
-    uint64_t size, const char *want)
+    uint64_t size, const char *want, bool size_only)
 {
 	uint64_t dsize;
 	char have[41], ref[41];
@@ -106,8 +106,9 @@ dst_has(struct store *src, struct store *dst, const char *path,
 		return -1;
 	if (r == 1 || dsize != size)
 		return 0;
-	/* Same size: compare contents where hashing is a local read. */
-	if (store_local_dir(dst) == NULL)
+	/* Same size: compare contents (for a remote DST that means reading
+	 * the file back, unless the user settled for sizes). */
+	if (size_only && store_local_dir(dst) == NULL)
 		return 1;
 	if (want == NULL) {
 		if (store_local_dir(src) == NULL)
@@ -138,7 +139,7 @@ copy_file(struct store *src, struct store *dst, const char *path,
 				   -1)
 			     : -1;
 	stats->required++;
-	r = dst_has(src, dst, path, size, want);
+	r = dst_has(src, dst, path, size, want, cb != NULL && cb->size_only);
 	if (r < 0)
 		return -1;
 	if (r == 1) {

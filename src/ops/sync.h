@@ -15,6 +15,7 @@
 #ifndef CUMULUS_SYNC_H
 #define CUMULUS_SYNC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,10 +29,17 @@ struct sync_stats {
 	uint64_t bytes_copied;
 };
 
+/* How the copy reports progress, and how it decides what DST has. */
 struct sync_callbacks {
 	/* A file about to be copied (store-relative path). */
 	void (*copying)(void *arg, const char *path, uint64_t size);
 	void *arg;
+	/*
+	 * A file of the right size at a remote DST counts as present without
+	 * reading it back.  Off by default: then a remote file of the right
+	 * size is downloaded and its sha1 compared, like a local one.
+	 */
+	bool size_only;
 };
 
 /*

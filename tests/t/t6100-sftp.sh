@@ -77,11 +77,20 @@ test_ok "sync file -> sftp" cumulus-sync "$T/local" "sftp://$HOSTP$T/srv/synced"
 test_ok "sync again copies nothing" cumulus-sync "$T/local" \
 	"sftp://$HOSTP$T/srv/synced"
 test_ok "... and says so" grep -q ' 0 copied' "$T/.out"
-# A remote destination is checked by size: cut a segment short.
+# A segment cut short on the server is copied again.
 seg=$(cd "$T/srv/synced" && ls ./*.tar.zst | head -1)
 seg=${seg#./}
 truncate -s -7 "$T/srv/synced/$seg"
 test_ok "sync replaces a truncated segment on the server" \
+	cumulus-sync -v "$T/local" "sftp://$HOSTP$T/srv/synced"
+test_ok "... copying exactly it" grep -q "copy $seg" "$T/.out"
+test_ok "... which now matches" cmp -s "$T/local/$seg" "$T/srv/synced/$seg"
+# Same size, different bytes: found by reading the file back ...
+printf 'X' | dd of="$T/srv/synced/$seg" bs=1 seek=100 conv=notrunc status=none
+test_ok "--size-only trusts the same-size damaged segment" \
+	cumulus-sync -v --size-only "$T/local" "sftp://$HOSTP$T/srv/synced"
+test_ok "... copying nothing" grep -q ' 0 copied' "$T/.out"
+test_ok "by default sync reads it back and replaces it" \
 	cumulus-sync -v "$T/local" "sftp://$HOSTP$T/srv/synced"
 test_ok "... copying exactly it" grep -q "copy $seg" "$T/.out"
 test_ok "... which now matches" cmp -s "$T/local/$seg" "$T/srv/synced/$seg"
