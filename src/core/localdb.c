@@ -560,6 +560,7 @@ rollback(struct localdb *db)
 		(void)sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	db->in_tx = false;
 	db->seg_cached = false;
+	db->ref_cached = false;
 }
 
 /*
@@ -700,6 +701,7 @@ localdb_begin_snapshot(struct localdb *db, const char *name,
 		return -1;
 	db->in_tx = true;
 	db->seg_cached = false;
+	db->ref_cached = false;
 	if (exec(db, "DELETE FROM snapshot_refs; DELETE FROM snapshot_unknown",
 	    "reset reference accounting"))
 		goto fail;
@@ -732,7 +734,7 @@ localdb_commit_snapshot(struct localdb *db)
 		err_set("local database: no backup running");
 		return -1;
 	}
-	if ((s = stmt(db, ST_UTIL)) == NULL)
+	if (localdb_ref_flush(db) || (s = stmt(db, ST_UTIL)) == NULL)
 		goto fail;
 	sqlite3_bind_int64(s, 1, db->snapshotid);
 	if (step(db, s, "record segment utilization") < 0)
@@ -742,6 +744,7 @@ localdb_commit_snapshot(struct localdb *db)
 		goto fail;
 	db->in_tx = false;
 	db->seg_cached = false;
+	db->ref_cached = false;
 	return 0;
 fail:
 	rollback(db);
@@ -922,7 +925,7 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 	sqlite3_stmt *s;
 	int64_t segid, objsize, old = 0, reflen, sum;
 	bool known_size = whole && length != LOCALDB_SIZE_UNKNOWN;
-	bool had_row;
+	bool had_row, cached, looked_up = false;
 	char obj[24];
 	int r;
 
@@ -939,9 +942,15 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 	if (r == 0)
 		return note_unknown(db, segment) < 0 ? -1 : 0;
 	object_name(seq, obj);
+	/* The same object as last time: its row is in memory. */
+	cached = db->ref_cached && db->ref_segid == segid &&
+	    strcmp(db->ref_obj, obj) == 0;
 
 	if (known_size) {
 		objsize = (int64_t)length;
+	} else if (cached && db->ref_objsize >= 0) {
+		/* A known size in block_index never changes. */
+		objsize = db->ref_objsize;
 	} else {
 		if ((s = stmt(db, ST_BLOCK_SIZE)) == NULL)
 			return -1;
@@ -955,18 +964,32 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 		}
 		objsize = sqlite3_column_int64(s, 0);
 		done(s);
+		looked_up = true;
 	}
 
-	if ((s = stmt(db, ST_REF_GET)) == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, segid);
-	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
-	if ((r = step(db, s, "look up references")) < 0)
-		return -1;
-	had_row = r == 1;
-	if (had_row)
-		old = sqlite3_column_int64(s, 0);
-	done(s);
+	if (cached) {
+		/* Every call that got this far left a row (maybe pending). */
+		had_row = true;
+		old = db->ref_size;
+	} else {
+		if (localdb_ref_flush(db) || (s = stmt(db, ST_REF_GET)) == NULL)
+			return -1;
+		sqlite3_bind_int64(s, 1, segid);
+		sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+		if ((r = step(db, s, "look up references")) < 0)
+			return -1;
+		had_row = r == 1;
+		if (had_row)
+			old = sqlite3_column_int64(s, 0);
+		done(s);
+		db->ref_cached = false;
+		db->ref_dirty = false;
+		db->ref_segid = segid;
+		memcpy(db->ref_obj, obj, sizeof(obj));
+		db->ref_objsize = -1;
+	}
+	if (looked_up)
+		db->ref_objsize = objsize;
 
 	/*
 	 * HEAD's rule: partial references add up, but only a reference to
@@ -981,18 +1004,31 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 		sum = objsize;
 	if (sum < 0)
 		sum = 0;
-	if (had_row && sum == old)
-		return 1;
+	/* The row is written by localdb_ref_flush(). */
+	db->ref_cached = true;
+	db->ref_size = sum;
+	if (!(had_row && sum == old))
+		db->ref_dirty = true;
+	return 1;
+}
 
+int
+localdb_ref_flush(struct localdb *db)
+{
+	sqlite3_stmt *s;
+
+	if (!db->ref_cached || !db->ref_dirty)
+		return 0;
 	if ((s = stmt(db, ST_REF_PUT)) == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, segid);
-	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, sum);
+	sqlite3_bind_int64(s, 1, db->ref_segid);
+	sqlite3_bind_text(s, 2, db->ref_obj, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, db->ref_size);
 	if (step(db, s, "record reference") < 0)
 		return -1;
 	done(s);
-	return 1;
+	db->ref_dirty = false;
+	return 0;
 }
 
 void
@@ -1015,7 +1051,7 @@ localdb_snapshot_segments(struct localdb *db, char ***list, size_t *n)
 
 	*list = NULL;
 	*n = 0;
-	if ((s = stmt(db, ST_SEGLIST)) == NULL)
+	if (localdb_ref_flush(db) || (s = stmt(db, ST_SEGLIST)) == NULL)
 		return -1;
 	while ((r = step(db, s, "list segments")) == 1) {
 		const unsigned char *seg = sqlite3_column_text(s, 0);

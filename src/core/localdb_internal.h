@@ -65,6 +65,19 @@ struct localdb {
 	bool seg_cached;
 	int64_t seg_cache_id;
 	char seg_cache[REF_SEGMENT_MAX + 1];
+	/*
+	 * The last object localdb_use_object() counted and its bytes
+	 * referenced so far: consecutive references often share an object
+	 * (reused stanzas of one metadata object), so its snapshot_refs row
+	 * is written once, when another object comes or before snapshot_refs
+	 * is read (localdb_ref_flush()).  Valid only inside a transaction.
+	 */
+	bool ref_cached;
+	bool ref_dirty;       /* ref_size not yet in snapshot_refs */
+	int64_t ref_segid;
+	char ref_obj[24];
+	int64_t ref_size;     /* snapshot_refs.size of that object */
+	int64_t ref_objsize;  /* its block_index size, -1 if not looked up */
 	sqlite3_stmt *st[ST_COUNT];
 	sqlite3_stmt *sp[SP_COUNT];  /* finalized by localdb_close() too */
 };
@@ -72,5 +85,8 @@ struct localdb {
 /* Record an SQLite error of ${db} (localdb.c); a damaged database gets the
  * rebuild hint. */
 void localdb_err(struct localdb *db, const char *what, const char *msg);
+/* Write the pending snapshot_refs row of the last object used (see
+ * ref_cached) before snapshot_refs is read.  0 or -1. */
+int localdb_ref_flush(struct localdb *db);
 
 #endif

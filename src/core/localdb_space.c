@@ -84,6 +84,7 @@ sp_rollback(struct localdb *db)
 		(void)sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	db->in_tx = false;
 	db->seg_cached = false;
+	db->ref_cached = false;
 }
 
 /* Take the write lock for a space operation; never inside a backup. */
@@ -724,6 +725,7 @@ localdb_rebuild_snapshot(struct localdb *db, const char *name,
 	sqlite3_stmt *s;
 	int64_t n;
 
+	db->ref_cached = false;
 	if (sp_exec(db, "DELETE FROM snapshot_refs; DELETE FROM"
 	    " snapshot_unknown", "reset reference accounting"))
 		return -1;
@@ -889,12 +891,15 @@ localdb_rebuild_snapshot_end(struct localdb *db)
 	    " GROUP BY segmentid", "record segment utilization");
 	int64_t n;
 
-	if (s == NULL)
+	if (s == NULL || localdb_ref_flush(db)) {
+		sqlite3_finalize(s);
 		return -1;
+	}
 	sqlite3_bind_int64(s, 1, db->snapshotid);
 	n = sp_run(db, s, "record segment utilization");
 	sqlite3_finalize(s);
 	db->seg_cached = false;
+	db->ref_cached = false;
 	return n < 0 ? -1 : 0;
 }
 
@@ -952,5 +957,6 @@ localdb_rebuild_commit(struct localdb *db)
 	}
 	db->in_tx = false;
 	db->seg_cached = false;
+	db->ref_cached = false;
 	return sp_end(db, false);
 }

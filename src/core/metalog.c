@@ -39,6 +39,12 @@ struct metalog {
 	struct buf obj;  /* object being assembled */
 	struct buf root; /* root object text */
 	struct buf tmp;
+	/* the last object asked about and the answer: reused stanzas come
+	 * in runs from one old object, and nothing expires during a backup */
+	bool avail_known;
+	bool avail;
+	uint64_t avail_seq;
+	char avail_seg[REF_SEGMENT_MAX + 1];
 };
 
 int
@@ -208,12 +214,20 @@ metalog_add(struct metalog *m, const char *text, size_t len,
 	    it->ref.kind == REF_OBJECT && it->ref.range == REF_RANGE_SLICE) {
 		/* Reuse only what the database still offers: an expired
 		 * object is being cleaned away. */
-		int avail = localdb_block_available(m->db, it->ref.segment,
-		    it->ref.seq);
+		if (!m->avail_known || m->avail_seq != it->ref.seq ||
+		    strcmp(m->avail_seg, it->ref.segment) != 0) {
+			int avail = localdb_block_available(m->db,
+			    it->ref.segment, it->ref.seq);
 
-		if (avail < 0)
-			return -1;
-		it->reused = avail == 1;
+			if (avail < 0)
+				return -1;
+			m->avail = avail == 1;
+			m->avail_seq = it->ref.seq;
+			memcpy(m->avail_seg, it->ref.segment,
+			    sizeof(m->avail_seg));
+			m->avail_known = true;
+		}
+		it->reused = m->avail;
 	}
 	err_clear();
 	it->text_off = m->pending.len;
