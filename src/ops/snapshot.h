@@ -25,8 +25,11 @@ struct sigcheck;
 /* Segments decoded into memory at most this large are cached (64 MiB);
  * larger ones are read by streaming for each object. */
 #define SNAPSHOT_CACHE_SEGMENT_MAX ((size_t)64 << 20)
-/* How many decoded segments the cache keeps. */
-#define SNAPSHOT_CACHE_SEGMENTS 4
+/* How many decoded segments the cache keeps: a restore reads the metadata
+ * log's segment and the data segments in order, so three hold the log,
+ * the current data segment and the previous one; each entry keeps its
+ * buffer (up to SNAPSHOT_CACHE_SEGMENT_MAX), so this bounds peak memory. */
+#define SNAPSHOT_CACHE_SEGMENTS 3
 /* Include depth of the metadata log and of v0.2 indirect data lists. */
 #define SNAPSHOT_MAX_DEPTH 32
 
