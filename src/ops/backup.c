@@ -199,11 +199,63 @@ id_name(struct idcache *cache, size_t *n, unsigned id, bool user)
 	return NULL;
 }
 
+/*
+ * Decimal forms of numbers, written backwards into the end of ${buf}
+ * (${size} >= 24) and returned: several per entry, and snprintf's format
+ * parsing was a tenth of a no-change backup.
+ */
+static char *
+fmt_u(char *buf, size_t size, unsigned long long v)
+{
+	char *p = buf + size;
+
+	*--p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return p;
+}
+
+static char *
+fmt_ll(char *buf, size_t size, long long v)
+{
+	char *p = fmt_u(buf, size, v < 0 ? 0ULL - (unsigned long long)v :
+					   (unsigned long long)v);
+
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
+/* "major/minor/inode", the inode field, in ${buf} (96 bytes). */
+static const char *
+fmt_inode(char *buf, dev_t dev, ino_t ino)
+{
+	char n[32];
+	const char *p;
+	size_t len, l;
+
+	p = fmt_u(n, sizeof(n), major(dev));
+	len = strlen(p);
+	memcpy(buf, p, len);
+	buf[len++] = '/';
+	p = fmt_u(n, sizeof(n), minor(dev));
+	l = strlen(p);
+	memcpy(buf + len, p, l);
+	len += l;
+	buf[len++] = '/';
+	p = fmt_u(n, sizeof(n), (unsigned long long)ino);
+	memcpy(buf + len, p, strlen(p) + 1);
+	return buf;
+}
+
 static int
 set_owner(struct backup *b, const char *key, unsigned id, const char *name)
 {
+	char num[32];
+
 	buf_reset(&b->tmp);
-	if (buf_printf(&b->tmp, "%u", id))
+	if (buf_puts(&b->tmp, fmt_u(num, sizeof(num), id)))
 		return -1;
 	if (name && (buf_puts(&b->tmp, " (") ||
 			escape_encode(&b->tmp, name, strlen(name)) ||
@@ -215,10 +267,9 @@ set_owner(struct backup *b, const char *key, unsigned id, const char *name)
 static int
 set_num(struct backup *b, const char *key, long long v)
 {
-	char s[64];
+	char s[32];
 
-	snprintf(s, sizeof(s), "%lld", v);
-	return stanza_set_str(&b->st, key, s);
+	return stanza_set_str(&b->st, key, fmt_ll(s, sizeof(s), v));
 }
 
 /* The fields every entry has (reference: "Fields"). */
@@ -233,8 +284,7 @@ common_fields(struct backup *b, const char *path, const struct stat *sb)
 	if (escape_encode(&b->tmp, path, strlen(path)) ||
 	    stanza_set(&b->st, "name", b->tmp.data, b->tmp.len))
 		return -1;
-	snprintf(inode, sizeof(inode), "%u/%u/%llu", major(sb->st_dev),
-	    minor(sb->st_dev), (unsigned long long)sb->st_ino);
+	fmt_inode(inode, sb->st_dev, sb->st_ino);
 	/* Octal with a leading 0, as the original ("0644"; 0 is "0"). */
 	snprintf(mode, sizeof(mode), "0%o", (unsigned)(sb->st_mode & 07777));
 	if (stanza_set_str(&b->st, "mode",
@@ -1076,19 +1126,17 @@ stat_unchanged(const struct stat *sb, struct statcache_entry *e)
 	v = statcache_entry_get(e, "volatile");
 	if (v && strcmp(v, "0") != 0)
 		return false;
-	snprintf(want, sizeof(want), "%lld", (long long)sb->st_ctime);
-	if ((v = statcache_entry_get(e, "ctime")) == NULL || strcmp(v, want))
+	if ((v = statcache_entry_get(e, "ctime")) == NULL ||
+	    strcmp(v, fmt_ll(want, sizeof(want), (long long)sb->st_ctime)))
 		return false;
-	snprintf(want, sizeof(want), "%lld", (long long)sb->st_mtime);
-	if ((v = statcache_entry_get(e, "mtime")) == NULL || strcmp(v, want))
+	if ((v = statcache_entry_get(e, "mtime")) == NULL ||
+	    strcmp(v, fmt_ll(want, sizeof(want), (long long)sb->st_mtime)))
 		return false;
-	snprintf(want, sizeof(want), "%lld", (long long)sb->st_size);
-	if ((v = statcache_entry_get(e, "size")) == NULL || strcmp(v, want))
+	if ((v = statcache_entry_get(e, "size")) == NULL ||
+	    strcmp(v, fmt_ll(want, sizeof(want), (long long)sb->st_size)))
 		return false;
-	snprintf(want, sizeof(want), "%u/%u/%llu", major(sb->st_dev),
-	    minor(sb->st_dev), (unsigned long long)sb->st_ino);
 	return (v = statcache_entry_get(e, "inode")) != NULL &&
-	    strcmp(v, want) == 0;
+	    strcmp(v, fmt_inode(want, sb->st_dev, sb->st_ino)) == 0;
 }
 
 static int
