@@ -1,7 +1,7 @@
 /*
  * cmd_util: the cumulus-util command (reference section 4): listing,
- * reading, verifying and restoring snapshots.  Cleaning and database
- * commands belong elsewhere and answer "not available in this version".
+ * reading, verifying and restoring snapshots.  The space and database
+ * commands (clean, gc, forget, ...) are dispatched to cmd_space.c.
  */
 #include <sys/stat.h>
 #include <errno.h>
