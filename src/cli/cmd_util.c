@@ -286,42 +286,6 @@ count_sink(void *arg, const void *p, size_t n)
 	return 0;
 }
 
-/* Hash the stored file ${path} with ${alg}.  0, 1 absent, -1 error. */
-static int
-hash_stored(struct store *st, const char *path, enum hash_alg alg,
-    char out[HASH_STR_MAX], uint64_t *size)
-{
-	struct hash h;
-	unsigned char tmp[65536];
-	int fd, r = store_open_read(st, path, &fd);
-
-	if (r)
-		return r;
-	*size = 0;
-	if (hash_init(&h, alg)) {
-		close(fd);
-		return -1;
-	}
-	for (;;) {
-		ssize_t n = read(fd, tmp, sizeof(tmp));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_setp("%s", path);
-			hash_abort(&h);
-			close(fd);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		hash_update(&h, tmp, (size_t)n);
-		*size += (uint64_t)n;
-	}
-	close(fd);
-	return hash_final(&h, out);
-}
-
 /* Find a side file "snapshot-NAME<suffix>" in meta/, checksums/, root. */
 static char *
 find_side(struct store *st, const char *name, const char *suffix)
@@ -356,7 +320,7 @@ check_side_hash(struct util *u, const char *path, const char *want)
 	if (want == NULL)
 		return 0;
 	if (hash_parse(want, &alg) ||
-	    hash_stored(u->st, path, alg, got, &size)) {
+	    store_hash(u->st, path, alg, got, &size)) {
 		fprintf(stderr, "Error: %s: %s\n", path, err_msg());
 		return 1;
 	}
@@ -400,7 +364,7 @@ check_segment_file(struct util *u, const char *file, const char *want,
 		return 1;
 	}
 	if (hash_parse(want, &alg) ||
-	    (r = hash_stored(u->st, path, alg, got, &size)) != 0) {
+	    (r = store_hash(u->st, path, alg, got, &size)) != 0) {
 		fprintf(stderr, "Error: %s: %s\n", path,
 		    r > 0 ? "missing" : err_msg());
 		free(path);

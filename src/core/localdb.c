@@ -262,15 +262,15 @@ localdb_err(struct localdb *db, const char *what, const char *msg)
 		err_set("local database: %s: %s", what, msg);
 }
 
-static int
-dberr(struct localdb *db, const char *what)
+int
+localdb_dberr(struct localdb *db, const char *what)
 {
 	localdb_err(db, what, sqlite3_errmsg(db->h));
 	return -1;
 }
 
-static int
-exec(struct localdb *db, const char *sql, const char *what)
+int
+localdb_exec(struct localdb *db, const char *sql, const char *what)
 {
 	char *msg = NULL;
 
@@ -288,7 +288,7 @@ stmt(struct localdb *db, enum st id)
 {
 	if (db->st[id] == NULL && sqlite3_prepare_v3(db->h, st_sql[id], -1,
 	    SQLITE_PREPARE_PERSISTENT, &db->st[id], NULL) != SQLITE_OK) {
-		dberr(db, "prepare");
+		localdb_dberr(db, "prepare");
 		db->st[id] = NULL;
 		return NULL;
 	}
@@ -319,7 +319,7 @@ step(struct localdb *db, sqlite3_stmt *s, const char *what)
 		done(s);
 		return 0;
 	}
-	dberr(db, what);
+	localdb_dberr(db, what);
 	done(s);
 	return -1;
 }
@@ -433,7 +433,7 @@ table_exists(struct localdb *db, const char *name)
 
 	if (sqlite3_prepare_v2(db->h, "SELECT 1 FROM sqlite_master"
 	    " WHERE type = 'table' AND name = ?1", -1, &s, NULL) != SQLITE_OK)
-		return dberr(db, "read schema");
+		return localdb_dberr(db, "read schema");
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	r = step(db, s, "read schema");
 	sqlite3_finalize(s);
@@ -453,7 +453,7 @@ classify(struct localdb *db)
 
 	if (sqlite3_prepare_v2(db->h, "SELECT count(*) FROM sqlite_master",
 	    -1, &s, NULL) != SQLITE_OK)
-		return dberr(db, "read schema");
+		return localdb_dberr(db, "read schema");
 	r = step(db, s, "read schema");
 	if (r == 1 && sqlite3_column_int64(s, 0) == 0)
 		r = 2;
@@ -471,7 +471,7 @@ classify(struct localdb *db)
 
 		if (sqlite3_prepare_v2(db->h, "SELECT version, major, minor"
 		    " FROM schema_version LIMIT 1", -1, &s, NULL) != SQLITE_OK)
-			return dberr(db, "read schema version");
+			return localdb_dberr(db, "read schema version");
 		if ((r = step(db, s, "read schema version")) == 1) {
 			const unsigned char *v = sqlite3_column_text(s, 0);
 
@@ -574,23 +574,23 @@ setup_schema(struct localdb *db, const char *path)
 	int layout;
 
 	/* A WAL database would have committed pages outside the file. */
-	if (exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint"))
+	if (localdb_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint"))
 		return -1;
-	if (exec(db, "BEGIN IMMEDIATE", "lock for setup"))
+	if (localdb_exec(db, "BEGIN IMMEDIATE", "lock for setup"))
 		return -1;
 	if ((layout = classify(db)) < 0)
 		goto fail;
 	if (layout == LAYOUT_EMPTY) {
-		if (exec(db, schema_sql, "create schema"))
+		if (localdb_exec(db, schema_sql, "create schema"))
 			goto fail;
 	} else if (layout == LAYOUT_V09) {
 		if (backup_file(db, path) ||
-		    exec(db, migrate_pre_sql, "migrate 0.9 database") ||
-		    exec(db, schema_sql, "migrate 0.9 database") ||
-		    exec(db, migrate_post_sql, "migrate 0.9 database"))
+		    localdb_exec(db, migrate_pre_sql, "migrate 0.9 database") ||
+		    localdb_exec(db, schema_sql, "migrate 0.9 database") ||
+		    localdb_exec(db, migrate_post_sql, "migrate 0.9 database"))
 			goto fail;
 	}
-	if (exec(db, "COMMIT", "commit schema"))
+	if (localdb_exec(db, "COMMIT", "commit schema"))
 		goto fail;
 	return 0;
 fail:
@@ -635,7 +635,7 @@ localdb_open(const char *dir, struct localdb **out)
 	sqlite3_busy_timeout(db->h, 10000);
 	/* A backup is one transaction: a cache too small for what it
 	 * changes spills, with a journal sync each time. */
-	if (exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536",
+	if (localdb_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536",
 		"set synchronous"))
 		goto fail;
 	if ((layout = classify(db)) < 0)
@@ -652,9 +652,9 @@ localdb_open(const char *dir, struct localdb **out)
 	 * directory, for the -shm file).  A VFS without shared memory
 	 * keeps the rollback journal, which is as safe.
 	 */
-	if (exec(db, "PRAGMA journal_mode = WAL", "set journal mode"))
+	if (localdb_exec(db, "PRAGMA journal_mode = WAL", "set journal mode"))
 		goto fail;
-	if (exec(db, temp_sql, "create temporary tables"))
+	if (localdb_exec(db, temp_sql, "create temporary tables"))
 		goto fail;
 	if ((r = table_exists(db, "missing_segments")) < 0)
 		goto fail;
@@ -697,12 +697,12 @@ localdb_begin_snapshot(struct localdb *db, const char *name,
 		err_set("local database: a backup is already running");
 		return -1;
 	}
-	if (exec(db, "BEGIN IMMEDIATE", "begin backup"))
+	if (localdb_exec(db, "BEGIN IMMEDIATE", "begin backup"))
 		return -1;
 	db->in_tx = true;
 	db->seg_cached = false;
 	db->ref_cached = false;
-	if (exec(db, "DELETE FROM snapshot_refs; DELETE FROM snapshot_unknown",
+	if (localdb_exec(db, "DELETE FROM snapshot_refs; DELETE FROM snapshot_unknown",
 	    "reset reference accounting"))
 		goto fail;
 	if ((s = stmt(db, ST_SNAP_INSERT)) == NULL)
@@ -740,7 +740,7 @@ localdb_commit_snapshot(struct localdb *db)
 	if (step(db, s, "record segment utilization") < 0)
 		goto fail;
 	done(s);
-	if (exec(db, "COMMIT", "commit backup"))
+	if (localdb_exec(db, "COMMIT", "commit backup"))
 		goto fail;
 	db->in_tx = false;
 	db->seg_cached = false;
@@ -1120,14 +1120,14 @@ localdb_mark_segment_missing(struct localdb *db, const char *segment)
 	if (check_segment(segment))
 		return -1;
 	if (!db->has_missing) {
-		if (exec(db, "CREATE TABLE IF NOT EXISTS missing_segments"
+		if (localdb_exec(db, "CREATE TABLE IF NOT EXISTS missing_segments"
 		    " (segment TEXT PRIMARY KEY)", "create missing_segments"))
 			return -1;
 		db->has_missing = true;
 	}
 	if (sqlite3_prepare_v2(db->h, "INSERT OR IGNORE INTO missing_segments"
 	    "(segment) VALUES (?1)", -1, &s, NULL) != SQLITE_OK)
-		return dberr(db, "mark segment missing");
+		return localdb_dberr(db, "mark segment missing");
 	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
 	if (step(db, s, "mark segment missing") < 0) {
 		sqlite3_finalize(s);
@@ -1166,7 +1166,7 @@ localdb_mark_absent_segments(struct localdb *db, char *const *present,
 	    "SELECT segment FROM segments s WHERE EXISTS (SELECT 1 FROM"
 	    " block_index b WHERE b.segmentid = s.segmentid AND"
 	    " b.expired IS NULL)", -1, &s, NULL) != SQLITE_OK)
-		return dberr(db, "list segments");
+		return localdb_dberr(db, "list segments");
 	while ((r = step(db, s, "list segments")) == 1) {
 		const char *seg = (const char *)sqlite3_column_text(s, 0);
 		char **nv;
@@ -1296,7 +1296,7 @@ chunks_ready(struct localdb *db)
 	/* Reading needs no write: only create when absent. */
 	if ((r = table_exists(db, "chunk_index")) < 0)
 		return -1;
-	if (r == 0 && exec(db, chunk_sql, "create chunk_index"))
+	if (r == 0 && localdb_exec(db, chunk_sql, "create chunk_index"))
 		return -1;
 	db->has_chunks = true;
 	return 0;
@@ -1428,7 +1428,7 @@ localdb_segment_file(struct localdb *db, const char *segment, char **path,
 	if (sqlite3_prepare_v2(db->h,
 		"SELECT path, checksum FROM segments WHERE segment = ?1", -1, &s,
 		NULL) != SQLITE_OK) {
-		dberr(db, "prepare");
+		localdb_dberr(db, "prepare");
 		return -1;
 	}
 	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
@@ -1451,7 +1451,7 @@ localdb_segment_file(struct localdb *db, const char *segment, char **path,
 		rc = 0;
 		break;
 	default:
-		dberr(db, "segment lookup");
+		localdb_dberr(db, "segment lookup");
 	}
 	sqlite3_finalize(s);
 	return rc;

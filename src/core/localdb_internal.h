@@ -85,6 +85,10 @@ struct localdb {
 /* Record an SQLite error of ${db} (localdb.c); a damaged database gets the
  * rebuild hint. */
 void localdb_err(struct localdb *db, const char *what, const char *msg);
+/* localdb_err() with SQLite's message for the handle; returns -1. */
+int localdb_dberr(struct localdb *db, const char *what);
+/* Run ${sql} (no results); 0, or -1 with ${what} in the error. */
+int localdb_exec(struct localdb *db, const char *sql, const char *what);
 /* Write the pending snapshot_refs row of the last object used (see
  * ref_cached) before snapshot_refs is read.  0 or -1. */
 int localdb_ref_flush(struct localdb *db);

@@ -16,33 +16,13 @@
 #include "localdb.h"
 #include "localdb_internal.h"
 
-static int
-sp_err(struct localdb *db, const char *what)
-{
-	localdb_err(db, what, sqlite3_errmsg(db->h));
-	return -1;
-}
-
-static int
-sp_exec(struct localdb *db, const char *sql, const char *what)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		localdb_err(db, what, msg ? msg : sqlite3_errmsg(db->h));
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
-}
-
 static sqlite3_stmt *
 sp_prepare(struct localdb *db, const char *sql, const char *what)
 {
 	sqlite3_stmt *s = NULL;
 
 	if (sqlite3_prepare_v2(db->h, sql, -1, &s, NULL) != SQLITE_OK) {
-		sp_err(db, what);
+		localdb_dberr(db, what);
 		sqlite3_finalize(s);
 		return NULL;
 	}
@@ -59,7 +39,7 @@ sp_run(struct localdb *db, sqlite3_stmt *s, const char *what)
 		;
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
-		return sp_err(db, what);
+		return localdb_dberr(db, what);
 	return sqlite3_changes64(db->h);
 }
 
@@ -95,7 +75,7 @@ sp_begin(struct localdb *db)
 		err_set("local database: a transaction is already open");
 		return -1;
 	}
-	if (sp_exec(db, "BEGIN IMMEDIATE", "lock the database")) {
+	if (localdb_exec(db, "BEGIN IMMEDIATE", "lock the database")) {
 		err_prefix("is a backup running?");
 		return -1;
 	}
@@ -111,7 +91,7 @@ sp_end(struct localdb *db, bool dry_run)
 
 	if (dry_run)
 		sp_rollback(db);
-	else if (sp_exec(db, "COMMIT", "commit"))
+	else if (localdb_exec(db, "COMMIT", "commit"))
 		rc = -1;
 	if (rc)
 		sp_rollback(db);
@@ -132,7 +112,7 @@ sp_end(struct localdb *db, bool dry_run)
 static int
 ensure_missing_table(struct localdb *db)
 {
-	if (sp_exec(db, "CREATE TABLE IF NOT EXISTS missing_segments"
+	if (localdb_exec(db, "CREATE TABLE IF NOT EXISTS missing_segments"
 	    " (segment TEXT PRIMARY KEY)", "create missing_segments"))
 		return -1;
 	db->has_missing = true;
@@ -237,7 +217,7 @@ localdb_prune(struct localdb *db, char *const *snapshots, size_t nsnap,
 		stats->snapshots_dropped++;
 	}
 	if (rc != SQLITE_DONE) {
-		sp_err(db, "list snapshots");
+		localdb_dberr(db, "list snapshots");
 		goto fail;
 	}
 	sqlite3_finalize(s);
@@ -268,7 +248,7 @@ localdb_prune(struct localdb *db, char *const *snapshots, size_t nsnap,
 		stats->segments_missing++;
 	}
 	if (rc != SQLITE_DONE) {
-		sp_err(db, "list segments");
+		localdb_dberr(db, "list segments");
 		goto fail;
 	}
 	sqlite3_finalize(s);
@@ -417,7 +397,7 @@ rank(struct localdb *db, struct localdb_clean_segment **out, size_t *nout)
 		c->benefit = (1 - u) * age / (u + 0.1);
 	}
 	if (rc != SQLITE_DONE) {
-		sp_err(db, "rank segments");
+		localdb_dberr(db, "rank segments");
 		goto fail;
 	}
 	sqlite3_finalize(s);
@@ -477,7 +457,7 @@ balance(struct localdb *db, struct localdb_clean_report *rep)
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW || sqlite3_column_type(s, 0) == SQLITE_NULL) {
 		sqlite3_finalize(s);
-		return rc == SQLITE_ROW ? 0 : sp_err(db, "segment size");
+		return rc == SQLITE_ROW ? 0 : localdb_dberr(db, "segment size");
 	}
 	segsize = sqlite3_column_double(s, 0);
 	sqlite3_finalize(s);
@@ -508,7 +488,7 @@ balance(struct localdb *db, struct localdb_clean_report *rep)
 	sqlite3_finalize(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		free(dist);
-		return sp_err(db, "age distribution");
+		return localdb_dberr(db, "age distribution");
 	}
 	target_buckets = 2 * pow04(total / segsize);
 	min_size = 1.5 * segsize;
@@ -626,7 +606,7 @@ check_rows(struct localdb *db, const char *sql, const char *what,
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
-		return sp_err(db, what);
+		return localdb_dberr(db, what);
 	if (n > 20)
 		say(cb, arg, "%s: %d more", what, n - 20);
 	return n;
@@ -706,7 +686,7 @@ localdb_rebuild_begin(struct localdb *db)
 			err_set("local database is not empty: rebuild-db"
 			    " writes a new one");
 		else
-			sp_err(db, "count rows");
+			localdb_dberr(db, "count rows");
 		sqlite3_finalize(s);
 		goto fail;
 	}
@@ -726,7 +706,7 @@ localdb_rebuild_snapshot(struct localdb *db, const char *name,
 	int64_t n;
 
 	db->ref_cached = false;
-	if (sp_exec(db, "DELETE FROM snapshot_refs; DELETE FROM"
+	if (localdb_exec(db, "DELETE FROM snapshot_refs; DELETE FROM"
 	    " snapshot_unknown", "reset reference accounting"))
 		return -1;
 	s = sp_prepare(db, "INSERT INTO snapshots(name, scheme, timestamp)"
@@ -765,7 +745,7 @@ sp_cached(struct localdb *db, enum sp_st id)
 
 	if (db->sp[id] == NULL && sqlite3_prepare_v3(db->h, sql[id], -1,
 	    SQLITE_PREPARE_PERSISTENT, &db->sp[id], NULL) != SQLITE_OK) {
-		sp_err(db, "prepare");
+		localdb_dberr(db, "prepare");
 		db->sp[id] = NULL;
 		return NULL;
 	}
@@ -799,7 +779,7 @@ rebuild_segment_id(struct localdb *db, const char *segment, int64_t *id)
 		if (rc == SQLITE_DONE)
 			err_set("local database: segment row vanished");
 		else
-			sp_err(db, "look up segment");
+			localdb_dberr(db, "look up segment");
 		return -1;
 	}
 	*id = sqlite3_column_int64(s, 0);
@@ -876,7 +856,7 @@ localdb_rebuild_object(struct localdb *db, const char *segment,
 			return -1;
 	} else {
 		sqlite3_reset(s);
-		return sp_err(db, "look up object");
+		return localdb_dberr(db, "look up object");
 	}
 	return localdb_use_object(db, segment, seq, start,
 	    whole ? size : length, whole) < 0 ? -1 : 0;

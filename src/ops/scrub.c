@@ -101,45 +101,14 @@ read_sha1sums(struct store *st, const char *name, struct segset *set)
 static int
 sha1_stored(struct store *st, const char *path, char out[41], uint64_t *size)
 {
-	struct hash h;
-	unsigned char tmp[65536];
 	char full[HASH_STR_MAX];
-	int fd, r = store_open_read(st, path, &fd);
+	int r = store_hash(st, path, HASH_SHA1, full, size);
 
-	if (r) {
-		if (r > 0)
-			err_set("%s: not found", path);
+	if (r > 0)
+		err_set("%s: not found", path);
+	if (r)
 		return -1;
-	}
-	if (hash_init(&h, HASH_SHA1)) {
-		close(fd);
-		return -1;
-	}
-	for (;;) {
-		ssize_t n = read(fd, tmp, sizeof(tmp));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_setp("%s", path);
-			hash_abort(&h);
-			close(fd);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		hash_update(&h, tmp, (size_t)n);
-		*size += (uint64_t)n;
-	}
-	close(fd);
-	if (hash_final(&h, full))
-		return -1;
-	/* "sha1=<hex>" */
-	if (strncmp(full, "sha1=", 5) != 0 || strlen(full) != 45) {
-		err_set("unexpected digest '%.60s'", full);
-		return -1;
-	}
-	memcpy(out, full + 5, 41);
+	memcpy(out, full + 5, 41); /* after "sha1=" */
 	return 0;
 }
 

@@ -54,43 +54,19 @@ base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
-/* SHA-1 (hex) of everything readable from ${fd}. */
-static int
-hash_fd(int fd, char hex[41])
-{
-	struct hash h;
-	char tmp[65536], out[HASH_STR_MAX];
-
-	if (hash_init(&h, HASH_SHA1))
-		return -1;
-	for (;;) {
-		ssize_t n = fileio_read_full(fd, tmp, sizeof(tmp));
-
-		if (n < 0) {
-			hash_abort(&h);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		hash_update(&h, tmp, (size_t)n);
-	}
-	if (hash_final(&h, out))
-		return -1;
-	memcpy(hex, out + 5, 40); /* after "sha1=" */
-	hex[40] = '\0';
-	return 0;
-}
-
+/* SHA-1 (hex) of the stored file ${path}.  0, or -1 (error recorded). */
 static int
 hash_store_file(struct store *st, const char *path, char hex[41])
 {
-	int fd, r = store_open_read(st, path, &fd);
+	char out[HASH_STR_MAX];
+	int r = store_hash(st, path, HASH_SHA1, out, NULL);
 
+	if (r > 0)
+		err_set("%s vanished", path);
 	if (r)
-		return r > 0 ? (err_set("%s vanished", path), -1) : -1;
-	r = hash_fd(fd, hex);
-	close(fd);
-	return r;
+		return -1;
+	memcpy(hex, out + 5, 41); /* after "sha1=" */
+	return 0;
 }
 
 /* Is ${path} at ${dst} already the file we want?  1 yes, 0 no, -1. */

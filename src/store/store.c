@@ -837,3 +837,44 @@ store_list(struct store *st, const char *dir,
 	free(c.v);
 	return rc;
 }
+
+int
+store_hash(struct store *st, const char *name, enum hash_alg alg,
+    char out[HASH_STR_MAX], uint64_t *size)
+{
+	unsigned char *tmp = NULL;
+	uint64_t total = 0;
+	struct hash h;
+	int fd, r = store_open_read(st, name, &fd);
+
+	if (r)
+		return r;
+	tmp = malloc(65536);
+	if (tmp == NULL || hash_init(&h, alg)) {
+		if (tmp == NULL)
+			err_set("out of memory");
+		free(tmp);
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = fileio_read_full(fd, tmp, 65536);
+
+		if (n < 0) {
+			err_prefix("%s", name);
+			hash_abort(&h);
+			free(tmp);
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		hash_update(&h, tmp, (size_t)n);
+		total += (uint64_t)n;
+	}
+	free(tmp);
+	close(fd);
+	if (size)
+		*size = total;
+	return hash_final(&h, out);
+}

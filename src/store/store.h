@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hash.h"
+
 struct store;
 struct store_writer;
 
@@ -75,6 +77,12 @@ int store_put(struct store *st, const char *name, const void *p, size_t n,
 int store_open_read(struct store *st, const char *name, int *fd);
 /* Size of ${name}: 0 with *size, 1 if absent, -1 on error. */
 int store_stat(struct store *st, const char *name, uint64_t *size);
+/*
+ * Hash the stored file ${name} with ${alg} into ${out} ("<alg>=<hex>") and
+ * its length into *${size} (may be NULL): 0, 1 if absent, -1 on error.
+ */
+int store_hash(struct store *st, const char *name, enum hash_alg alg,
+    char out[HASH_STR_MAX], uint64_t *size);
 /* Delete ${name}: 0, 1 if absent, -1 on error. */
 int store_delete(struct store *st, const char *name);
 /*
