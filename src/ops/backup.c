@@ -16,7 +16,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
@@ -31,6 +30,7 @@
 #include "chunker.h"
 #include "err.h"
 #include "escape.h"
+#include "exclude.h"
 #include "fileio.h"
 #include "hash.h"
 #include "lease.h"
@@ -1198,25 +1198,6 @@ try_statcache(struct backup *b, const struct stat *sb,
 
 /* ---- one entry ---- */
 
-static bool
-excluded(struct backup *b, const char *path)
-{
-	const char *base = strrchr(path, '/');
-
-	base = base ? base + 1 : path;
-	for (size_t i = 0; i < b->o->nexcludes; i++) {
-		const char *pat = b->o->excludes[i];
-
-		while (*pat == '/')
-			pat++;
-		if (strcmp(pat, path) == 0 ||
-		    fnmatch(pat, path, FNM_PATHNAME) == 0 ||
-		    (strchr(pat, '/') == NULL && fnmatch(pat, base, 0) == 0))
-			return true;
-	}
-	return false;
-}
-
 static int emit(struct backup *b, const char *path, struct statcache_entry *e,
     const char *status);
 
@@ -1307,7 +1288,7 @@ dump(struct backup *b, int parent, const char *name, const char *path)
 	const char *status = NULL;
 	int fd = -1, rc = -1, found;
 
-	if (excluded(b, path))
+	if (exclude_match(b->o->excludes, b->o->nexcludes, path))
 		return 0;
 	lease_refresh(b->lease);
 	if (fstatat(parent, name, &sb, AT_SYMLINK_NOFOLLOW)) {
