@@ -145,16 +145,14 @@ static const char migrate_post_sql[] =
 
 /*
  * Per-connection scratch tables of the running backup: the bytes
- * referenced per object (the original's snapshot_refs) and the segments
- * of referenced objects that block_index does not know.  Created once at
- * open, outside any transaction, so the cached statements stay valid.
+ * referenced per segment (summed from the per-object accounting kept in
+ * memory, the original's snapshot_refs) and the segments of referenced
+ * objects that block_index does not know.  Created once at open, outside
+ * any transaction, so the cached statements stay valid.
  */
 static const char temp_sql[] =
-	"CREATE TEMP TABLE IF NOT EXISTS snapshot_refs (\n"
-	"    segmentid INTEGER NOT NULL, object TEXT NOT NULL,\n"
-	"    size INTEGER NOT NULL);\n"
-	"CREATE UNIQUE INDEX IF NOT EXISTS temp.snapshot_refs_index\n"
-	"    ON snapshot_refs(segmentid, object);\n"
+	"CREATE TEMP TABLE IF NOT EXISTS snapshot_segrefs (\n"
+	"    segmentid INTEGER PRIMARY KEY, size INTEGER NOT NULL);\n"
 	"CREATE TEMP TABLE IF NOT EXISTS snapshot_unknown (\n"
 	"    segment TEXT PRIMARY KEY);\n";
 
@@ -197,21 +195,18 @@ static const char *const st_sql[ST_COUNT] = {
 	    " VALUES (?1, ?2, ?3, ?4, coalesce(?5, julianday('now')))",
 	[ST_BLOCK_SIZE] = "SELECT size FROM block_index"
 	    " WHERE segmentid = ?1 AND object = ?2",
-	[ST_REF_GET] = "SELECT size FROM snapshot_refs"
-	    " WHERE segmentid = ?1 AND object = ?2",
-	[ST_REF_PUT] = "INSERT OR REPLACE INTO snapshot_refs(segmentid,"
-	    " object, size) VALUES (?1, ?2, ?3)",
+	[ST_SEGREF_PUT] = "INSERT INTO snapshot_segrefs(segmentid, size)"
+	    " VALUES (?1, ?2)",
 	[ST_UNKNOWN_PUT] = "INSERT OR IGNORE INTO snapshot_unknown(segment)"
 	    " VALUES (?1)",
 	[ST_SNAP_INSERT] = "INSERT INTO snapshots(name, scheme, timestamp)"
 	    " VALUES (?1, ?2, julianday('now'))",
 	[ST_SEGLIST] = "SELECT segment FROM segments WHERE segmentid IN"
-	    " (SELECT segmentid FROM snapshot_refs)"
+	    " (SELECT segmentid FROM snapshot_segrefs)"
 	    " UNION SELECT segment FROM snapshot_unknown ORDER BY 1",
 	[ST_UTIL] = "INSERT OR REPLACE INTO segment_utilization(snapshotid,"
 	    " segmentid, bytes_referenced)"
-	    " SELECT ?1, segmentid, sum(size) FROM snapshot_refs"
-	    " GROUP BY segmentid",
+	    " SELECT ?1, segmentid, size FROM snapshot_segrefs",
 	[ST_ALG] = "SELECT 1 FROM block_index"
 	    " WHERE checksum >= ?1 AND checksum < ?2 LIMIT 1",
 	[ST_SIG_GET] = "SELECT g.algorithm, g.signatures"
@@ -560,7 +555,7 @@ rollback(struct localdb *db)
 		(void)sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	db->in_tx = false;
 	db->seg_cached = false;
-	db->ref_cached = false;
+	localdb_refs_reset(db);
 }
 
 /*
@@ -682,6 +677,7 @@ localdb_close(struct localdb *db)
 			sqlite3_finalize(db->sp[i]);
 		sqlite3_close(db->h);
 	}
+	free(db->refs);
 	free(db->dir);
 	free(db);
 }
@@ -701,8 +697,8 @@ localdb_begin_snapshot(struct localdb *db, const char *name,
 		return -1;
 	db->in_tx = true;
 	db->seg_cached = false;
-	db->ref_cached = false;
-	if (localdb_exec(db, "DELETE FROM snapshot_refs; DELETE FROM snapshot_unknown",
+	localdb_refs_reset(db);
+	if (localdb_exec(db, "DELETE FROM snapshot_segrefs; DELETE FROM snapshot_unknown",
 	    "reset reference accounting"))
 		goto fail;
 	if ((s = stmt(db, ST_SNAP_INSERT)) == NULL)
@@ -744,7 +740,7 @@ localdb_commit_snapshot(struct localdb *db)
 		goto fail;
 	db->in_tx = false;
 	db->seg_cached = false;
-	db->ref_cached = false;
+	localdb_refs_reset(db);
 	return 0;
 fail:
 	rollback(db);
@@ -819,21 +815,122 @@ localdb_find_old_block(struct localdb *db, const char *checksum,
 	return 1;
 }
 
+/* ---- the objects the running backup references (db->refs) ---- */
+
+struct localdb_objref {
+	int64_t segid;    /* 0: free slot (segment ids start at 1) */
+	uint64_t seq;
+	int64_t refsize;  /* bytes referenced so far; -1: not referenced */
+	int64_t objsize;  /* block_index size; -1: not known (yet) */
+	int8_t usable;    /* unexpired in block_index (and segment not
+			   * missing): 1, 0, or -1 not asked yet */
+};
+
+static size_t
+objref_slot(int64_t segid, uint64_t seq, size_t cap)
+{
+	uint64_t h = (uint64_t)segid * 0x9e3779b97f4a7c15u ^ seq;
+
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9u;
+	h ^= h >> 32;
+	return (size_t)h & (cap - 1);
+}
+
+/* The entry of object ${seq} of segment ${segid}, created if needed;
+ * NULL when out of memory. */
+static struct localdb_objref *
+objref_get(struct localdb *db, int64_t segid, uint64_t seq)
+{
+	struct localdb_objref *e;
+	size_t i;
+
+	if (db->refs_cap != 0) {
+		for (i = objref_slot(segid, seq, db->refs_cap);;
+		     i = (i + 1) & (db->refs_cap - 1)) {
+			e = &db->refs[i];
+			if (e->segid == segid && e->seq == seq)
+				return e;
+			if (e->segid == 0)
+				break;
+		}
+	}
+	if ((db->refs_len + 1) * 4 > db->refs_cap * 3) { /* load <= 3/4 */
+		size_t ncap = db->refs_cap ? db->refs_cap * 2 : 1024;
+		struct localdb_objref *n = calloc(ncap, sizeof(*n));
+
+		if (n == NULL) {
+			err_set("local database: out of memory");
+			return NULL;
+		}
+		for (size_t j = 0; j < db->refs_cap; j++) {
+			if (db->refs[j].segid == 0)
+				continue;
+			i = objref_slot(db->refs[j].segid, db->refs[j].seq, ncap);
+			while (n[i].segid != 0)
+				i = (i + 1) & (ncap - 1);
+			n[i] = db->refs[j];
+		}
+		free(db->refs);
+		db->refs = n;
+		db->refs_cap = ncap;
+	}
+	i = objref_slot(segid, seq, db->refs_cap);
+	while (db->refs[i].segid != 0)
+		i = (i + 1) & (db->refs_cap - 1);
+	e = &db->refs[i];
+	*e = (struct localdb_objref){ .segid = segid, .seq = seq,
+		.refsize = -1, .objsize = -1, .usable = -1 };
+	db->refs_len++;
+	return e;
+}
+
+void
+localdb_refs_reset(struct localdb *db)
+{
+	free(db->refs);
+	db->refs = NULL;
+	db->refs_len = db->refs_cap = 0;
+}
+
 int
 localdb_block_available(struct localdb *db, const char *segment,
     uint64_t seq)
 {
+	struct localdb_objref *e = NULL;
 	sqlite3_stmt *s;
+	int64_t segid;
 	char obj[24];
 	int r;
 
+	/* Inside a backup the answer is remembered: nothing expires or goes
+	 * missing while the backup holds the write lock. */
+	if (db->in_tx) {
+		if (check_segment(segment)) {
+			err_clear(); /* a name no segment has: not available */
+			return 0;
+		}
+		if ((r = segment_id(db, segment, false, &segid)) <= 0)
+			return r;
+		if ((e = objref_get(db, segid, seq)) == NULL)
+			return -1;
+		if (e->usable >= 0)
+			return e->usable;
+	}
 	object_name(seq, obj);
-	if ((s = stmt(db, db->has_missing ? ST_AVAIL_M : ST_AVAIL)) == NULL)
+	s = stmt(db, db->has_missing ? ST_AVAIL_SIZE_M : ST_AVAIL_SIZE);
+	if (s == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
-	if ((r = step(db, s, "check block")) >= 0)
-		done(s);
+	if ((r = step(db, s, "check block")) < 0)
+		return -1;
+	if (e != NULL) {
+		e->usable = (int8_t)r;
+		if (r == 1 && sqlite3_column_type(s, 0) != SQLITE_NULL)
+			e->objsize = sqlite3_column_int64(s, 0);
+	}
+	done(s);
 	return r;
 }
 
@@ -866,6 +963,14 @@ localdb_store_block(struct localdb *db, const char *segment, uint64_t seq,
 	if (step(db, s, "store block") < 0)
 		return -1;
 	done(s);
+	if (db->in_tx) {
+		struct localdb_objref *e = objref_get(db, segid, seq);
+
+		if (e == NULL)
+			return -1;
+		e->usable = 1;
+		e->objsize = (int64_t)size;
+	}
 	return 0;
 }
 
@@ -922,10 +1027,10 @@ int
 localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
     uint64_t start, uint64_t length, bool whole)
 {
+	struct localdb_objref *e;
 	sqlite3_stmt *s;
-	int64_t segid, objsize, old = 0, reflen, sum;
+	int64_t segid, objsize, old, reflen, sum;
 	bool known_size = whole && length != LOCALDB_SIZE_UNKNOWN;
-	bool had_row, cached, looked_up = false;
 	char obj[24];
 	int r;
 
@@ -941,17 +1046,15 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 		return -1;
 	if (r == 0)
 		return note_unknown(db, segment) < 0 ? -1 : 0;
-	object_name(seq, obj);
-	/* The same object as last time: its row is in memory. */
-	cached = db->ref_cached && db->ref_segid == segid &&
-	    strcmp(db->ref_obj, obj) == 0;
-
+	if ((e = objref_get(db, segid, seq)) == NULL)
+		return -1;
 	if (known_size) {
 		objsize = (int64_t)length;
-	} else if (cached && db->ref_objsize >= 0) {
+	} else if (e->objsize >= 0) {
 		/* A known size in block_index never changes. */
-		objsize = db->ref_objsize;
+		objsize = e->objsize;
 	} else {
+		object_name(seq, obj);
 		if ((s = stmt(db, ST_BLOCK_SIZE)) == NULL)
 			return -1;
 		sqlite3_bind_int64(s, 1, segid);
@@ -964,38 +1067,15 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 		}
 		objsize = sqlite3_column_int64(s, 0);
 		done(s);
-		looked_up = true;
+		e->objsize = objsize;
 	}
-
-	if (cached) {
-		/* Every call that got this far left a row (maybe pending). */
-		had_row = true;
-		old = db->ref_size;
-	} else {
-		if (localdb_ref_flush(db) || (s = stmt(db, ST_REF_GET)) == NULL)
-			return -1;
-		sqlite3_bind_int64(s, 1, segid);
-		sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
-		if ((r = step(db, s, "look up references")) < 0)
-			return -1;
-		had_row = r == 1;
-		if (had_row)
-			old = sqlite3_column_int64(s, 0);
-		done(s);
-		db->ref_cached = false;
-		db->ref_dirty = false;
-		db->ref_segid = segid;
-		memcpy(db->ref_obj, obj, sizeof(obj));
-		db->ref_objsize = -1;
-	}
-	if (looked_up)
-		db->ref_objsize = objsize;
 
 	/*
 	 * HEAD's rule: partial references add up, but only a reference to
 	 * the whole object (now or before) may count it as fully used, since
 	 * the pieces may overlap.
 	 */
+	old = e->refsize >= 0 ? e->refsize : 0;
 	reflen = whole ? objsize : (int64_t)length;
 	sum = old > INT64_MAX - reflen ? INT64_MAX : old + reflen;
 	if (old < objsize && reflen < objsize && sum > objsize - 1)
@@ -1004,31 +1084,58 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 		sum = objsize;
 	if (sum < 0)
 		sum = 0;
-	/* The row is written by localdb_ref_flush(). */
-	db->ref_cached = true;
-	db->ref_size = sum;
-	if (!(had_row && sum == old))
-		db->ref_dirty = true;
+	e->refsize = sum;
 	return 1;
+}
+
+static int
+segsum_cmp(const void *a, const void *b)
+{
+	const struct localdb_objref *x = a, *y = b;
+
+	return (x->segid > y->segid) - (x->segid < y->segid);
 }
 
 int
 localdb_ref_flush(struct localdb *db)
 {
+	struct localdb_objref *v;
 	sqlite3_stmt *s;
+	size_t n = 0;
+	int rc = -1;
 
-	if (!db->ref_cached || !db->ref_dirty)
+	if (localdb_exec(db, "DELETE FROM snapshot_segrefs",
+		"reset segment references"))
+		return -1;
+	if (db->refs_len == 0)
 		return 0;
-	if ((s = stmt(db, ST_REF_PUT)) == NULL)
+	/* The referenced objects sorted by segment, summed per segment. */
+	if ((v = malloc(db->refs_len * sizeof(*v))) == NULL) {
+		err_set("local database: out of memory");
 		return -1;
-	sqlite3_bind_int64(s, 1, db->ref_segid);
-	sqlite3_bind_text(s, 2, db->ref_obj, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, db->ref_size);
-	if (step(db, s, "record reference") < 0)
-		return -1;
-	done(s);
-	db->ref_dirty = false;
-	return 0;
+	}
+	for (size_t i = 0; i < db->refs_cap; i++)
+		if (db->refs[i].segid != 0 && db->refs[i].refsize >= 0)
+			v[n++] = db->refs[i];
+	qsort(v, n, sizeof(*v), segsum_cmp);
+	for (size_t i = 0; i < n;) {
+		int64_t segid = v[i].segid, sum = 0;
+
+		for (; i < n && v[i].segid == segid; i++)
+			sum = sum > INT64_MAX - v[i].refsize ? INT64_MAX
+							     : sum + v[i].refsize;
+		if ((s = stmt(db, ST_SEGREF_PUT)) == NULL)
+			goto out;
+		sqlite3_bind_int64(s, 1, segid);
+		sqlite3_bind_int64(s, 2, sum);
+		if (step(db, s, "record references") < 0)
+			goto out;
+		done(s);
+	}
+	rc = 0;
+out:
+	free(v);
+	return rc;
 }
 
 void

@@ -26,8 +26,7 @@ enum st {
 	ST_AVAIL_M,
 	ST_BLOCK_INSERT,
 	ST_BLOCK_SIZE,
-	ST_REF_GET,
-	ST_REF_PUT,
+	ST_SEGREF_PUT,
 	ST_UNKNOWN_PUT,
 	ST_SNAP_INSERT,
 	ST_SEGLIST,
@@ -66,18 +65,14 @@ struct localdb {
 	int64_t seg_cache_id;
 	char seg_cache[REF_SEGMENT_MAX + 1];
 	/*
-	 * The last object localdb_use_object() counted and its bytes
-	 * referenced so far: consecutive references often share an object
-	 * (reused stanzas of one metadata object), so its snapshot_refs row
-	 * is written once, when another object comes or before snapshot_refs
-	 * is read (localdb_ref_flush()).  Valid only inside a transaction.
+	 * The objects the running backup references, in memory: for each,
+	 * the bytes referenced so far (the original's snapshot_refs) and
+	 * what block_index said of it (size, usable).  Unchanged files
+	 * re-reference their objects without touching SQLite; the per-segment
+	 * sums reach the temp table snapshot_segrefs in localdb_ref_flush().
 	 */
-	bool ref_cached;
-	bool ref_dirty;       /* ref_size not yet in snapshot_refs */
-	int64_t ref_segid;
-	char ref_obj[24];
-	int64_t ref_size;     /* snapshot_refs.size of that object */
-	int64_t ref_objsize;  /* its block_index size, -1 if not looked up */
+	struct localdb_objref *refs;
+	size_t refs_len, refs_cap;  /* cap: 0 or a power of two */
 	sqlite3_stmt *st[ST_COUNT];
 	sqlite3_stmt *sp[SP_COUNT];  /* finalized by localdb_close() too */
 };
@@ -89,8 +84,10 @@ void localdb_err(struct localdb *db, const char *what, const char *msg);
 int localdb_dberr(struct localdb *db, const char *what);
 /* Run ${sql} (no results); 0, or -1 with ${what} in the error. */
 int localdb_exec(struct localdb *db, const char *sql, const char *what);
-/* Write the pending snapshot_refs row of the last object used (see
- * ref_cached) before snapshot_refs is read.  0 or -1. */
+/* Write the per-segment sums of the references counted so far into the
+ * temp table snapshot_segrefs(segmentid, size) before it is read.  0 or -1. */
 int localdb_ref_flush(struct localdb *db);
+/* Forget the references counted (a new snapshot's accounting starts). */
+void localdb_refs_reset(struct localdb *db);
 
 #endif

@@ -64,7 +64,7 @@ sp_rollback(struct localdb *db)
 		(void)sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	db->in_tx = false;
 	db->seg_cached = false;
-	db->ref_cached = false;
+	localdb_refs_reset(db);
 }
 
 /* Take the write lock for a space operation; never inside a backup. */
@@ -705,8 +705,8 @@ localdb_rebuild_snapshot(struct localdb *db, const char *name,
 	sqlite3_stmt *s;
 	int64_t n;
 
-	db->ref_cached = false;
-	if (localdb_exec(db, "DELETE FROM snapshot_refs; DELETE FROM"
+	localdb_refs_reset(db);
+	if (localdb_exec(db, "DELETE FROM snapshot_segrefs; DELETE FROM"
 	    " snapshot_unknown", "reset reference accounting"))
 		return -1;
 	s = sp_prepare(db, "INSERT INTO snapshots(name, scheme, timestamp)"
@@ -867,8 +867,7 @@ localdb_rebuild_snapshot_end(struct localdb *db)
 {
 	sqlite3_stmt *s = sp_prepare(db, "INSERT OR REPLACE INTO"
 	    " segment_utilization(snapshotid, segmentid, bytes_referenced)"
-	    " SELECT ?1, segmentid, sum(size) FROM snapshot_refs"
-	    " GROUP BY segmentid", "record segment utilization");
+	    " SELECT ?1, segmentid, size FROM snapshot_segrefs", "record segment utilization");
 	int64_t n;
 
 	if (s == NULL || localdb_ref_flush(db)) {
@@ -879,7 +878,7 @@ localdb_rebuild_snapshot_end(struct localdb *db)
 	n = sp_run(db, s, "record segment utilization");
 	sqlite3_finalize(s);
 	db->seg_cached = false;
-	db->ref_cached = false;
+	localdb_refs_reset(db);
 	return n < 0 ? -1 : 0;
 }
 
@@ -937,6 +936,6 @@ localdb_rebuild_commit(struct localdb *db)
 	}
 	db->in_tx = false;
 	db->seg_cached = false;
-	db->ref_cached = false;
+	localdb_refs_reset(db);
 	return sp_end(db, false);
 }

@@ -148,27 +148,86 @@ ref_set_object(struct ref *r, const char *segment, uint64_t seq)
 	r->seq = seq;
 }
 
+/* Decimal digits of ${v} at ${p}; returns the end. */
+static char *
+put_dec(char *p, uint64_t v)
+{
+	char d[20];
+	size_t n = 0;
+
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*p++ = d[--n];
+	return p;
+}
+
+/* ${v} in lower-case hex, at least 8 digits ("%08x"); returns the end. */
+static char *
+put_hex8(char *p, uint64_t v)
+{
+	char d[16];
+	size_t n = 0;
+
+	do {
+		d[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v != 0);
+	while (n < 8)
+		d[n++] = '0';
+	while (n > 0)
+		*p++ = d[--n];
+	return p;
+}
+
 int
 ref_format(const struct ref *r, struct buf *out)
 {
-	if (r->kind == REF_ZERO)
-		return buf_printf(out, "zero[%" PRIu64 "]", r->length);
-	if (buf_printf(out, "%s/%08" PRIx64, r->segment, r->seq))
+	/* By hand rather than printf: backups format one or more references
+	 * per file, and vsnprintf was a tenth of a no-change backup. */
+	char t[REF_SEGMENT_MAX + 2 * 20 + 8], *p = t;
+	size_t seglen;
+
+	if (r->kind == REF_ZERO) {
+		memcpy(p, "zero[", 5);
+		p = put_dec(p + 5, r->length);
+		*p++ = ']';
+		return buf_append(out, t, (size_t)(p - t));
+	}
+	seglen = strnlen(r->segment, REF_SEGMENT_MAX);
+	if (buf_append(out, r->segment, seglen))
 		return -1;
-	if (r->checksum[0] && buf_printf(out, "(%s)", r->checksum))
+	*p++ = '/';
+	p = put_hex8(p, r->seq);
+	if (buf_append(out, t, (size_t)(p - t)))
+		return -1;
+	p = t;
+	if (r->checksum[0] &&
+	    (buf_putc(out, '(') ||
+		buf_append(out, r->checksum, strlen(r->checksum)) ||
+		buf_putc(out, ')')))
 		return -1;
 	switch (r->range) {
 	case REF_RANGE_NONE:
 		return 0;
 	case REF_RANGE_SLICE:
-		return buf_printf(out, "[%" PRIu64 "+%" PRIu64 "]", r->start,
-		    r->length);
+		*p++ = '[';
+		p = put_dec(p, r->start);
+		*p++ = '+';
+		break;
 	case REF_RANGE_BARE:
-		return buf_printf(out, "[%" PRIu64 "]", r->length);
+		*p++ = '[';
+		break;
 	case REF_RANGE_EXACT:
-		return buf_printf(out, "[=%" PRIu64 "]", r->length);
+		*p++ = '[';
+		*p++ = '=';
+		break;
 	}
-	return 0;
+	p = put_dec(p, r->length);
+	*p++ = ']';
+	return buf_append(out, t, (size_t)(p - t));
 }
 
 int

@@ -1303,6 +1303,16 @@ dump(struct backup *b, int parent, const char *name, const char *path)
 	if (S_ISREG(sb.st_mode)) {
 		bool reused = false;
 
+		/* An unchanged file is described from the statcache and its
+		 * lstat data alone: one system call, the file is not opened. */
+		if (common_fields(b, path, &sb) ||
+		    stanza_set_str(&b->st, "type", "f") ||
+		    try_statcache(b, &sb, e, &reused))
+			goto out;
+		if (reused) {
+			b->res->stats.files++;
+			return emit(b, path, e, NULL);
+		}
 		fd = openat(parent, name,
 		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOATIME | O_CLOEXEC);
 		if (fd < 0 && errno == EPERM)
@@ -1313,6 +1323,7 @@ dump(struct backup *b, int parent, const char *name, const char *path)
 			    strerror(errno));
 			return 0;
 		}
+		/* What is read is described by the open file's stat data. */
 		if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
 			warnf(b, "'%s' is no longer a regular file",
 			    shown(b, path));
@@ -1323,14 +1334,11 @@ dump(struct backup *b, int parent, const char *name, const char *path)
 		b->res->stats.files++;
 		if (common_fields(b, path, &sb) ||
 		    stanza_set_str(&b->st, "type", "f") ||
-		    try_statcache(b, &sb, e, &reused))
-			goto out;
-		if (!reused && read_file(b, fd, path, &sb, e, &status))
+		    read_file(b, fd, path, &sb, e, &status))
 			goto out;
 		/* Content that changed while ctime, mtime, size and inode did
 		 * not means the statcache could not have noticed: say so. */
-		if (!reused && e && b->o->rebuild_statcache &&
-		    stat_unchanged(&sb, e)) {
+		if (e && b->o->rebuild_statcache && stat_unchanged(&sb, e)) {
 			const char *old = statcache_entry_get(e, "checksum");
 			const char *now = stanza_get(&b->st, "checksum", NULL);
 
@@ -1341,8 +1349,6 @@ dump(struct backup *b, int parent, const char *name, const char *path)
 					 "did not change",
 				    shown(b, path));
 		}
-		if (reused)
-			status = NULL;
 		rc = emit(b, path, e, status);
 		goto out;
 	}
