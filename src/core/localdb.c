@@ -195,6 +195,9 @@ static const char *const st_sql[ST_COUNT] = {
 	    " VALUES (?1, ?2, ?3, ?4, coalesce(?5, julianday('now')))",
 	[ST_BLOCK_SIZE] = "SELECT size FROM block_index"
 	    " WHERE segmentid = ?1 AND object = ?2",
+	[ST_SEG_OBJECTS] = "SELECT object, size FROM block_index"
+	    " WHERE segmentid = ?1 AND expired IS NULL",
+	[ST_SEG_MISSING] = "SELECT 1 FROM missing_segments WHERE segment = ?1",
 	[ST_SEGREF_PUT] = "INSERT INTO snapshot_segrefs(segmentid, size)"
 	    " VALUES (?1, ?2)",
 	[ST_UNKNOWN_PUT] = "INSERT OR IGNORE INTO snapshot_unknown(segment)"
@@ -678,6 +681,7 @@ localdb_close(struct localdb *db)
 		sqlite3_close(db->h);
 	}
 	free(db->refs);
+	free(db->loaded);
 	free(db->dir);
 	free(db);
 }
@@ -891,6 +895,100 @@ localdb_refs_reset(struct localdb *db)
 	free(db->refs);
 	db->refs = NULL;
 	db->refs_len = db->refs_cap = 0;
+	free(db->loaded);
+	db->loaded = NULL;
+	db->nloaded = db->loaded_cap = 0;
+}
+
+/* Position of ${segid} in db->loaded, or where it would go; *found. */
+static size_t
+loaded_pos(const struct localdb *db, int64_t segid, bool *found)
+{
+	size_t lo = 0, hi = db->nloaded;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (db->loaded[mid] < segid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < db->nloaded && db->loaded[lo] == segid;
+	return lo;
+}
+
+/*
+ * Learn every usable object of segment ${segid} at once (one query per
+ * segment instead of one per object): an object not among them is not
+ * usable.  A segment listed in missing_segments has none.  0 or -1.
+ */
+static int
+load_segment(struct localdb *db, int64_t segid, const char *segment,
+    size_t pos)
+{
+	sqlite3_stmt *s;
+	bool missing = false;
+	int r;
+
+	if (db->has_missing) {
+		if ((s = stmt(db, ST_SEG_MISSING)) == NULL)
+			return -1;
+		sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+		if ((r = step(db, s, "check missing segment")) < 0)
+			return -1;
+		done(s);
+		missing = r == 1;
+	}
+	if (!missing) {
+		if ((s = stmt(db, ST_SEG_OBJECTS)) == NULL)
+			return -1;
+		sqlite3_bind_int64(s, 1, segid);
+		while ((r = step(db, s, "list segment objects")) == 1) {
+			const char *obj = (const char *)sqlite3_column_text(s, 0);
+			struct localdb_objref *e;
+			char canon[24], *end;
+			unsigned long long seq;
+
+			/* Only names object_name() gives can be asked for. */
+			if (obj == NULL || obj[0] == '\0' || obj[0] == '-' ||
+			    obj[0] == '+' || obj[0] == ' ')
+				continue;
+			errno = 0;
+			seq = strtoull(obj, &end, 16);
+			if (errno != 0 || *end != '\0')
+				continue;
+			object_name(seq, canon);
+			if (strcmp(canon, obj) != 0)
+				continue;
+			if ((e = objref_get(db, segid, seq)) == NULL) {
+				done(s);
+				return -1;
+			}
+			e->usable = 1;
+			if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+				e->objsize = sqlite3_column_int64(s, 1);
+		}
+		if (r < 0)
+			return -1;
+		done(s);
+	}
+	if (db->nloaded == db->loaded_cap) {
+		size_t ncap = db->loaded_cap ? db->loaded_cap * 2 : 64;
+		int64_t *n = realloc(db->loaded, ncap * sizeof(*n));
+
+		if (n == NULL) {
+			err_set("local database: out of memory");
+			return -1;
+		}
+		db->loaded = n;
+		db->loaded_cap = ncap;
+	}
+	memmove(db->loaded + pos + 1, db->loaded + pos,
+	    (db->nloaded - pos) * sizeof(*db->loaded));
+	db->loaded[pos] = segid;
+	db->nloaded++;
+	return 0;
 }
 
 int
@@ -912,10 +1010,20 @@ localdb_block_available(struct localdb *db, const char *segment,
 		}
 		if ((r = segment_id(db, segment, false, &segid)) <= 0)
 			return r;
+		if (db->last_loaded >= db->nloaded ||
+		    db->loaded[db->last_loaded] != segid) {
+			bool found;
+			size_t pos = loaded_pos(db, segid, &found);
+
+			if (!found && load_segment(db, segid, segment, pos) < 0)
+				return -1;
+			db->last_loaded = pos;
+		}
 		if ((e = objref_get(db, segid, seq)) == NULL)
 			return -1;
-		if (e->usable >= 0)
-			return e->usable;
+		if (e->usable < 0)
+			e->usable = 0; /* not among the segment's usable objects */
+		return e->usable;
 	}
 	object_name(seq, obj);
 	s = stmt(db, db->has_missing ? ST_AVAIL_SIZE_M : ST_AVAIL_SIZE);

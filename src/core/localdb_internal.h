@@ -27,6 +27,8 @@ enum st {
 	ST_BLOCK_INSERT,
 	ST_BLOCK_SIZE,
 	ST_SEGREF_PUT,
+	ST_SEG_OBJECTS,
+	ST_SEG_MISSING,
 	ST_UNKNOWN_PUT,
 	ST_SNAP_INSERT,
 	ST_SEGLIST,
@@ -73,6 +75,10 @@ struct localdb {
 	 */
 	struct localdb_objref *refs;
 	size_t refs_len, refs_cap;  /* cap: 0 or a power of two */
+	/* Segments whose usable objects are all in refs (sorted ids). */
+	int64_t *loaded;
+	size_t nloaded, loaded_cap;
+	size_t last_loaded;         /* index of the segment last asked for */
 	sqlite3_stmt *st[ST_COUNT];
 	sqlite3_stmt *sp[SP_COUNT];  /* finalized by localdb_close() too */
 };
