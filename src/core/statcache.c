@@ -417,6 +417,42 @@ statcache_entry_field(const struct statcache_entry *e, size_t i,
 	*value = buf_str(&e->f.val[i]);
 }
 
+/*
+ * The common case without parsing or allocating: the stanza's lines are
+ * the entry's fields in the same order (both come from the same writer).
+ * 1 when so; -1 when undecided (continuation lines, NUL bytes, another
+ * order or any difference), which the full comparison then settles.
+ */
+static int
+equal_in_order(const struct statcache_entry *e, const char *p,
+    const char *end)
+{
+	size_t i = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end, *colon, *v;
+		size_t n = (size_t)(eol - p), klen, vlen;
+
+		if (n == 0)
+			break;
+		if (memchr(p, '\0', n) != NULL || is_space((unsigned char)p[0]) ||
+		    (colon = memchr(p, ':', n)) == NULL || i >= e->f.n)
+			return -1;
+		for (v = colon + 1; v < eol && is_space((unsigned char)*v); v++)
+			;
+		klen = (size_t)(colon - p);
+		vlen = (size_t)(eol - v);
+		if (e->f.key[i].len != klen || e->f.val[i].len != vlen ||
+		    memcmp(buf_str(&e->f.key[i]), p, klen) != 0 ||
+		    memcmp(buf_str(&e->f.val[i]), v, vlen) != 0)
+			return -1;
+		i++;
+		p = nl ? nl + 1 : end;
+	}
+	return i == e->f.n ? 1 : -1;
+}
+
 int
 statcache_entry_equal_text(const struct statcache_entry *e,
     const char *stanza, size_t len)
@@ -425,6 +461,8 @@ statcache_entry_equal_text(const struct statcache_entry *e,
 	const char *p = stanza, *end = stanza + len;
 	int eq = 1;
 
+	if (equal_in_order(e, stanza, end) == 1)
+		return 1;
 	memset(&f, 0, sizeof(f));
 	fields_reset(&f);
 	while (p < end) {
