@@ -533,13 +533,27 @@ writer_put(struct statcache_writer *w, const void *p, size_t n)
 	return 0;
 }
 
+/* Does ${p} hold an empty line ("\n\n")?  (glibc's memmem is slow for
+ * this two-byte needle, and this runs once per file.) */
+static bool
+has_empty_line(const char *p, size_t len)
+{
+	const char *end = p + len, *nl;
+
+	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (nl + 1 < end && nl[1] == '\n')
+			return true;
+		p = nl + 1;
+	}
+	return false;
+}
+
 int
 statcache_writer_add(struct statcache_writer *w, const char *ref,
     const char *stanza, size_t len)
 {
 	if (strchr(ref, '\n') != NULL ||
-	    (len > 0 && stanza[0] == '\n') ||
-	    memmem(stanza, len, "\n\n", 2) != NULL) {
+	    (len > 0 && stanza[0] == '\n') || has_empty_line(stanza, len)) {
 		err_set("statcache: malformed entry");
 		return -1;
 	}

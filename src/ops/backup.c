@@ -277,6 +277,7 @@ static int
 common_fields(struct backup *b, const char *path, const struct stat *sb)
 {
 	char inode[96], mode[16];
+	const char *modestr;
 	bool is_dir = S_ISDIR(sb->st_mode);
 
 	stanza_clear(&b->st);
@@ -286,9 +287,19 @@ common_fields(struct backup *b, const char *path, const struct stat *sb)
 		return -1;
 	fmt_inode(inode, sb->st_dev, sb->st_ino);
 	/* Octal with a leading 0, as the original ("0644"; 0 is "0"). */
-	snprintf(mode, sizeof(mode), "0%o", (unsigned)(sb->st_mode & 07777));
-	if (stanza_set_str(&b->st, "mode",
-		(sb->st_mode & 07777) ? mode : "0") ||
+	{
+		unsigned m = (unsigned)(sb->st_mode & 07777);
+		char *p = mode + sizeof(mode);
+
+		*--p = '\0';
+		do
+			*--p = (char)('0' + (m & 7));
+		while ((m >>= 3) != 0);
+		if (p[0] != '0')
+			*--p = '0';
+		modestr = p;
+	}
+	if (stanza_set_str(&b->st, "mode", modestr) ||
 	    set_num(b, "mtime", (long long)sb->st_mtime) ||
 	    set_num(b, "ctime", (long long)sb->st_ctime) ||
 	    stanza_set_str(&b->st, "inode", inode) ||

@@ -61,7 +61,7 @@ buf_reserve(struct buf *b, size_t n)
 }
 
 int
-buf_append(struct buf *b, const void *p, size_t n)
+buf_append_slow(struct buf *b, const void *p, size_t n)
 {
 	if (buf_reserve(b, n))
 		return -1;
@@ -79,11 +79,11 @@ buf_puts(struct buf *b, const char *s)
 }
 
 int
-buf_putc(struct buf *b, int c)
+buf_putc_slow(struct buf *b, int c)
 {
 	char ch = (char)c;
 
-	return buf_append(b, &ch, 1);
+	return buf_append_slow(b, &ch, 1);
 }
 
 int
