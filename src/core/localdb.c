@@ -633,7 +633,7 @@ localdb_open(const char *dir, struct localdb **out)
 	sqlite3_busy_timeout(db->h, 10000);
 	/* A backup is one transaction: a cache too small for what it
 	 * changes spills, with a journal sync each time. */
-	if (localdb_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536",
+	if (localdb_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -16384",
 		"set synchronous"))
 		goto fail;
 	if ((layout = classify(db)) < 0)

@@ -398,6 +398,10 @@ struct subfile {
 	struct buf litsig;      /* its signature blob */
 	struct localdb_chunk *litch; /* its chunks */
 	size_t nlitch, litchcap;
+	/* The SHA-256 checksum of the block sub_block() was last given, when
+	 * it computed one: a file of one block has the same checksum. */
+	char block_sum[HASH_STR_MAX];
+	bool block_sum_valid;
 	struct ref pend;        /* last reference, still open for merging */
 	bool have_pend;
 	uint64_t pend_objsize;
@@ -1007,8 +1011,9 @@ sub_block(struct backup *b, const unsigned char *p, size_t n)
 {
 	struct subfile *s = b->sub;
 
+	s->block_sum_valid = false;
 	if (s->aligned) {
-		char sum[HASH_STR_MAX];
+		char *sum = s->block_sum;
 		struct ref r;
 		int found;
 
@@ -1016,6 +1021,7 @@ sub_block(struct backup *b, const unsigned char *p, size_t n)
 			return sub_cut(b) || sub_emit_zero(b, n) ? -1 : 0;
 		if (hash_buffer(HASH_SHA256, p, n, sum))
 			return -1;
+		s->block_sum_valid = true;
 		if ((found = find_block(b, p, n, sum, &r)) < 0)
 			return -1;
 		if (found && s->plain) {
@@ -1073,6 +1079,7 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	struct hash h;
 	char sum[HASH_STR_MAX];
 	uint64_t total = 0;
+	size_t single = 0; /* bytes of a file read in one short block */
 
 	buf_reset(&b->data);
 	/* Small files are not worth chunking: few chunks each, and their
@@ -1093,7 +1100,12 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 		}
 		if (r == 0)
 			break;
-		hash_update(&h, b->block, (size_t)r);
+		/* A file that fits in its first read is one block: the block's
+		 * checksum, if sub_block() computes one, is the file's. */
+		if (total == 0 && (size_t)r < BLOCK_SIZE)
+			single = (size_t)r;
+		else
+			hash_update(&h, b->block, (size_t)r);
 		total += (uint64_t)r;
 		b->res->stats.bytes_read += (uint64_t)r;
 		if (sub_block(b, b->block, (size_t)r))
@@ -1104,8 +1116,15 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	}
 	if (sub_end(b))
 		goto fail;
-	if (hash_final(&h, sum))
-		return -1;
+	if (single > 0 && b->sub->block_sum_valid) {
+		hash_abort(&h);
+		memcpy(sum, b->sub->block_sum, sizeof(sum));
+	} else {
+		if (single > 0)
+			hash_update(&h, b->block, single);
+		if (hash_final(&h, sum))
+			return -1;
+	}
 	if (total != (uint64_t)sb->st_size) {
 		warnf(b, "size of '%s' changed during reading", shown(b, path));
 		if (stanza_set_str(&b->st, "volatile", "1"))

@@ -295,4 +295,25 @@ compare_trees "snapshot 3" "$T/m2.tsv" "$owners2" "$T/r3/tree"
 test_eq "big.bin of snapshot 2 has the inserted bytes" \
 	"$(grep -c IIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIIII "$T/r2/tree/big.bin")" 1
 
+# The checksum field of files around the block size (1 MiB), empty and
+# all-zero ones is the SHA-256 of the content (a one-block file takes its
+# block's checksum instead of hashing twice).
+mkdir -p "$T/sizes/s"
+head -c 5000 /dev/zero >"$T/sizes/s/zero"
+: >"$T/sizes/s/empty"
+for n in 1 100000 1048575 1048576 1048577 3000000; do
+	head -c $n /dev/urandom >"$T/sizes/s/r$n"
+done
+(cd "$T/sizes" && "$CUMULUS" --dest="$T/sizes/store" --localdb="$T/sizes/db" s >/dev/null)
+ssnap=$("$CUMULUS_UTIL" --store="$T/sizes/store" list-snapshots)
+"$CUMULUS_UTIL" --store="$T/sizes/store" read-metadata "$ssnap" |
+	awk '/^name:/ { n = $2 } /^checksum:/ { print n, $2 }' >"$T/sizes/sums"
+bad=0
+while read -r n c; do
+	[ "$c" = "sha256=$(sha256sum <"$T/sizes/$n" | cut -d' ' -f1)" ] ||
+		{ bad=$((bad + 1)); diag "checksum of $n: $c"; }
+done <"$T/sizes/sums"
+test_eq "checksums of 8 files of edge sizes are their SHA-256 ($(wc -l <"$T/sizes/sums") checked)" \
+	"$bad $(wc -l <"$T/sizes/sums")" "0 8"
+
 done_testing
