@@ -402,6 +402,8 @@ struct subfile {
 	 * it computed one: a file of one block has the same checksum. */
 	char block_sum[HASH_STR_MAX];
 	bool block_sum_valid;
+	uint64_t fed;           /* bytes given to sub_block() so far */
+	unsigned nfed;          /* and in how many calls */
 	struct ref pend;        /* last reference, still open for merging */
 	bool have_pend;
 	uint64_t pend_objsize;
@@ -636,6 +638,8 @@ sub_begin(struct backup *b, struct statcache_entry *e, bool plain,
 		memset(s->slots, 0, s->slotcap * sizeof(*s->slots));
 	}
 	s->nslots = s->nobjs = s->clen = s->litlen = s->nlitch = 0;
+	s->fed = s->nfed = 0;
+	s->block_sum_valid = false;
 	buf_reset(&s->litsig);
 	s->have_pend = false;
 	s->status = status;
@@ -788,10 +792,13 @@ sub_flush_literal(struct backup *b)
 	if (n == 0)
 		return 0;
 	s->litlen = 0;
-	/* One Gear chunk: its digest is the object's checksum. */
+	/* One Gear chunk: its digest is the object's checksum.  Every byte
+	 * of a one-block file: the block's checksum is. */
 	if (s->nlitch == 1 && s->halg == HASH_SHA256) {
 		memcpy(sum, "sha256=", 7);
 		hash_hex(s->litch[0].digest, 32, sum + 7);
+	} else if (s->nfed == 1 && s->block_sum_valid && n == s->fed) {
+		memcpy(sum, s->block_sum, sizeof(sum));
 	} else if (hash_buffer(HASH_SHA256, s->lit, n, sum)) {
 		return -1;
 	}
@@ -1012,6 +1019,8 @@ sub_block(struct backup *b, const unsigned char *p, size_t n)
 	struct subfile *s = b->sub;
 
 	s->block_sum_valid = false;
+	s->fed += n;
+	s->nfed++;
 	if (s->aligned) {
 		char *sum = s->block_sum;
 		struct ref r;
