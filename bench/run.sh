@@ -10,6 +10,9 @@
 #   BENCH_TREE    1 (default) to run the linux-source sections, 0 for the
 #                 large-file section only
 #   BENCH_CUMULUS a cumulus binary to measure instead of building the tree
+#   BENCH_MANY    number of empty files of the many-files section (default
+#                 1000000, in 1000 directories; 0 skips it): peak memory as
+#                 the number of files grows
 set -eu -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +20,7 @@ BENCH_DIR=${BENCH_DIR:-/var/tmp/cumulus-bench}
 ROUNDS=${BENCH_ROUNDS:-3}
 LARGE=${BENCH_LARGE:-1}
 TREEPART=${BENCH_TREE:-1}
+MANY=${BENCH_MANY:-1000000}
 read -r -a TOOLS <<<"${BENCH_TOOLS:-cumulus restic borg}"
 TREE=linux-source-6.1
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -206,12 +210,14 @@ def verified(step, tool):
 
 STEPS = [
     ('initial', 'Initial backup', 'store MB'),
+    ('initial-t1', 'Initial backup, cumulus --threads=1 (compare with --threads=2 above)', 'store MB'),
     ('nochange', 'No-change backup (median of 3 per round)', 'added MB'),
     ('changed', '1% changed backup', 'added MB'),
     ('restore', 'Restore of the latest (changed) tree into an empty dir', None),
     ('large-initial', 'Large file: initial backup of 1 GiB', 'store MB'),
     ('large-edit', 'Large file: backup after 10 x 16 KiB overwrite + 1 KiB insert', 'added MB'),
     ('large-restore', 'Large file: restore', None),
+    ('many', 'Initial backup of many empty files (BENCH_MANY)', 'store MB'),
 ]
 out = []
 out.append('Machine limits (median over rounds, spread = max/min)')
@@ -356,7 +362,7 @@ versions() {
 	echo "cumulus:   $COMMIT$([ "$DIRTY" = 0 ] || echo " (+$DIRTY modified tracked files)"); zstd level 3 (built-in), no encryption, $(nproc) threads"
 	echo "restic:    $(restic version | head -n1); repository v2: AES-256 encryption + zstd compression 'auto'"
 	echo "borg:      $(borg --version); -e repokey-blake2 (AES-256 + BLAKE2b), default compression lz4"
-	echo "data:      $TREE ($TREEBYTES bytes as plain tar), rounds: $ROUNDS, large-file section: $LARGE"
+	echo "data:      $TREE ($TREEBYTES bytes as plain tar), rounds: $ROUNDS, large-file section: $LARGE, many empty files: $MANY"
 	echo "tool order rotates every round and every no-change repetition; inputs re-read before each command"
 }
 
@@ -401,6 +407,15 @@ for ((ROUND = 0; ROUND < ROUNDS; ROUND++)); do
 		M_WALL=0 M_CPU=0 M_RSS=0 M_RC=0
 		record local-state "$t" 1 "$(bytes_of "$(state "$t" tree)")" -
 	done
+	# the same backup by cumulus with one worker thread instead of two
+	case " ${TOOLS[*]} " in *" cumulus "*)
+		t_init cumulus tree1
+		warm "$DATA"
+		CMD=("$BIN/cumulus" --dest="$(repo cumulus tree1)" --localdb="$(state cumulus tree1)" --threads=1 $TREE)
+		measure initial-t1 cumulus 1 "${CMD[@]}"
+		record initial-t1 cumulus 1 "$(bytes_of "$(repo cumulus tree1)")" -
+		rm -rf "$(repo cumulus tree1)" "$(state cumulus tree1)"
+	esac
 	# no-change backups, 3 per round
 	for rep in 1 2 3; do
 		for t in $(order $((ROUND + rep))); do
@@ -475,6 +490,32 @@ for ((ROUND = 0; ROUND < ROUNDS; ROUND++)); do
 			got=$(sha256sum <"$dest/big.bin" 2>/dev/null | cut -d' ' -f1 || true)
 			if [ "$got" = "$want" ]; then note=verified; else note="FAIL: sha256 differs"; say "  !! $t large restore: $note"; fi
 			record large-restore "$t" 1 0 - "$note"
+		done
+	fi
+
+	# many empty files: does memory stay flat as the file count grows?
+	if [ "$MANY" -gt 0 ]; then
+		MD=$W/many
+		say "  creating $MANY empty files in 1000 directories"
+		python3 - "$MD/files" "$MANY" <<'PYEOF'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+per = max(1, n // 1000)
+for i in range(0, n, per):
+    d = os.path.join(root, 'd%04d' % (i // per))
+    os.makedirs(d, exist_ok=True)
+    for j in range(i, min(n, i + per)):
+        open(os.path.join(d, 'f%07d' % j), 'wb').close()
+PYEOF
+		# the files must be older than 30 s (see the tree section)
+		sleep 31
+		cd "$MD"
+		for t in $(order $ROUND); do
+			t_init "$t" many
+			warm "$(repo "$t" many)" "$(state "$t" many)"
+			backup_cmd "$t" many files
+			measure many "$t" 1 "${CMD[@]}"
+			record many "$t" 1 "$(bytes_of "$(repo "$t" many)")" -
 		done
 	fi
 
