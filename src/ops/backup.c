@@ -1191,38 +1191,49 @@ try_statcache(struct backup *b, const struct stat *sb,
 	sum = statcache_entry_get(e, "checksum");
 	if (data == NULL || sum == NULL)
 		return 0;
-	/* Every reference must still be available before any is used. */
+	/* Every reference must still be available before any is used.  The
+	 * first few parsed references are kept for the second pass. */
+	struct ref kept[4];
+	size_t nkept = 0, idx;
+
 	for (int pass = 0; pass < 2; pass++) {
 		p = data;
+		idx = 0;
 		while (*p) {
 			size_t len;
-			struct ref r;
+			struct ref parsed;
+			const struct ref *r = &parsed;
 
 			p += strspn(p, " \t\n");
 			len = strcspn(p, " \t\n");
 			if (len == 0)
 				break;
-			if (ref_parse(p, len, &r)) {
+			if (pass == 1 && idx < nkept) {
+				r = &kept[idx];
+			} else if (ref_parse(p, len, &parsed)) {
 				err_clear();
 				return 0;
 			}
+			if (pass == 0 && nkept < sizeof(kept) / sizeof(kept[0]))
+				kept[nkept++] = parsed;
+			idx++;
 			p += len;
-			if (r.kind == REF_ZERO)
+			if (r->kind == REF_ZERO)
 				continue;
 			if (pass == 0) {
-				int a = localdb_block_available(b->db, r.segment,
-				    r.seq);
+				int a = localdb_block_available(b->db, r->segment,
+				    r->seq);
 
 				if (a < 0)
 					return -1;
 				if (a == 0)
 					return 0;
-			} else if (localdb_use_object(b->db, r.segment, r.seq,
-				       r.range == REF_RANGE_SLICE ? r.start : 0,
-				       r.range == REF_RANGE_NONE
+			} else if (localdb_use_object(b->db, r->segment, r->seq,
+				       r->range == REF_RANGE_SLICE ? r->start : 0,
+				       r->range == REF_RANGE_NONE
 					   ? LOCALDB_SIZE_UNKNOWN
-					   : r.length,
-				       r.range != REF_RANGE_SLICE) < 0) {
+					   : r->length,
+				       r->range != REF_RANGE_SLICE) < 0) {
 				return -1;
 			}
 		}
