@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "err.h"
+#include "hash.h"
 
 int
 main(int argc, char **argv)
@@ -14,6 +16,10 @@ main(int argc, char **argv)
 	const char *slash = strrchr(argv[0], '/');
 	const char *name = slash ? slash + 1 : argv[0];
 
+	if (hash_library_init()) {
+		fprintf(stderr, "%s: %s\n", name, err_msg());
+		return 1;
+	}
 	if (strcmp(name, "cumulus-util") == 0)
 		return cli_util_main(argc, argv);
 	if (strcmp(name, "cumulus-sync") == 0)

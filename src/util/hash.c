@@ -3,13 +3,40 @@
 
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "err.h"
 
+/* The digests fetched once by hash_library_init(); NULL before. */
+static EVP_MD *fetched[3];
+
+int
+hash_library_init(void)
+{
+	static const char *const names[3] = { "SHA1", "SHA224", "SHA256" };
+
+	/* OpenSSL sets itself up on first use; when that fails half way
+	 * (out of memory) later calls crash, so do it here, once, checked. */
+	if (OPENSSL_init_crypto(0, NULL) != 1) {
+		err_set("cannot initialise OpenSSL's libcrypto");
+		return -1;
+	}
+	for (int i = 0; i < 3; i++) {
+		if (fetched[i] == NULL &&
+		    (fetched[i] = EVP_MD_fetch(NULL, names[i], NULL)) == NULL) {
+			err_set("cannot initialise OpenSSL's %s", names[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static const EVP_MD *
 md_of(enum hash_alg alg)
 {
+	if ((unsigned)alg < 3 && fetched[alg] != NULL)
+		return fetched[alg];
 	switch (alg) {
 	case HASH_SHA1:
 		return EVP_sha1();

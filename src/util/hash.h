@@ -23,6 +23,9 @@ struct hash {
 };
 
 /* Start a hash.  0, or -1 (error recorded). */
+/* Set up libcrypto and its digests once, at program start: checked here
+ * rather than failing (or crashing) on first use.  0 or -1. */
+int hash_library_init(void);
 int hash_init(struct hash *h, enum hash_alg alg);
 void hash_update(struct hash *h, const void *p, size_t n);
 /* Finish into ${out} as "<alg>=<hex>" and release.  0 or -1. */

@@ -3,12 +3,14 @@
  * system call kill the process or fail, so tests can crash or starve an
  * operation at every point it reaches without hooks in the product.
  *
- *   FAULT_OP     write | fsync | rename | link | unlink | any
+ *   FAULT_OP     write | fsync | rename | link | unlink | any | malloc
  *                ("write" covers write/pwrite/writev; "rename" rename*,
  *                "link" link/linkat, "unlink" unlink/unlinkat/rmdir,
- *                "fsync" fsync/fdatasync)
+ *                "fsync" fsync/fdatasync; "any" the five system call
+ *                kinds together; "malloc" malloc/calloc/realloc, in the
+ *                program and every library it uses, all threads)
  *   FAULT_N      the 1-based call that fails; 0 or unset: only count
- *   FAULT_MODE   kill (SIGKILL, the default) | enospc | eio
+ *   FAULT_MODE   kill (SIGKILL, the default) | enospc | eio | enomem
  *   FAULT_COUNTS a file to which the counts of each kind are appended at
  *                exit ("write N\nfsync N\n...")
  *
@@ -27,9 +29,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum kind { K_WRITE, K_FSYNC, K_RENAME, K_LINK, K_UNLINK, K_N };
+/* K_SYS: the system call kinds ("any"); K_MALLOC is counted apart. */
+enum kind { K_WRITE, K_FSYNC, K_RENAME, K_LINK, K_UNLINK, K_SYS,
+	K_MALLOC = K_SYS, K_N };
 static const char *const kind_names[K_N] = { "write", "fsync", "rename",
-	"link", "unlink" };
+	"link", "unlink", "malloc" };
 static atomic_long counts[K_N];
 static int target = -1; /* kind, or K_N for any */
 static long fail_at;
@@ -60,6 +64,8 @@ fi_init(void)
 		fail_errno = ENOSPC;
 	else if (mode && strcmp(mode, "eio") == 0)
 		fail_errno = EIO;
+	else if (mode && strcmp(mode, "enomem") == 0)
+		fail_errno = ENOMEM;
 }
 
 __attribute__((destructor)) static void
@@ -89,7 +95,9 @@ hit(enum kind k)
 	if (target == K_N) {
 		long total = 0;
 
-		for (int i = 0; i < K_N; i++)
+		if (k == K_MALLOC)
+			return 0;
+		for (int i = 0; i < K_SYS; i++)
 			total += counts[i];
 		n = total;
 	}
@@ -102,6 +110,36 @@ hit(enum kind k)
 }
 
 #define REAL(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
+
+/* glibc's own entry points: dlsym() may allocate, so the wrappers must
+ * not need it. */
+void *__libc_malloc(size_t n);
+void *__libc_calloc(size_t k, size_t n);
+void *__libc_realloc(void *p, size_t n);
+
+void *
+malloc(size_t n)
+{
+	if (hit(K_MALLOC))
+		return NULL;
+	return __libc_malloc(n);
+}
+
+void *
+calloc(size_t k, size_t n)
+{
+	if (hit(K_MALLOC))
+		return NULL;
+	return __libc_calloc(k, n);
+}
+
+void *
+realloc(void *p, size_t n)
+{
+	if (hit(K_MALLOC))
+		return NULL;
+	return __libc_realloc(p, n);
+}
 
 ssize_t
 write(int fd, const void *p, size_t n)

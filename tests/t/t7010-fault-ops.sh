@@ -4,8 +4,9 @@
 # gc, cumulus-sync (file to file) and restore, through the LD_PRELOAD shim
 # tests/lib/faultinj.c.  Each operation is killed at a seeded sample of its
 # system calls (FAULT_OP=any: every write, fsync, rename, link and unlink
-# it makes) and made to fail with ENOSPC/EIO at a few of them; TORTURE=1
-# tries every point of every kind.  After each fault: every snapshot left
+# it makes) and made to fail with ENOSPC/EIO at a few of them, and its
+# malloc calls with ENOMEM at a sample; TORTURE=1 tries every point of
+# every kind (and 200 malloc points).  After each fault: every snapshot left
 # in the store verifies (so no descriptor names a missing or partial
 # segment), the newest restores bit-exactly, the database passes check-db,
 # a failed (not killed) operation exited cleanly and left no temp files,
@@ -20,8 +21,12 @@ case $CUMULUS_BUILD in
 *) KILLS=${FAULT_KILLS:-200} ;;
 esac
 FAULTS=${FAULT_SAMPLE:-1} # points per fault kind and mode (sampled)
+# malloc/calloc/realloc failing with ENOMEM (our code and every library);
+# a sanitizer build allocates through its own runtime, which the shim does
+# not see, so there it tries none.
+MALLOCS=${FAULT_MALLOC_SAMPLE:-6}
 if [ -n "${TORTURE:-}" ]; then
-	KILLS=1000000 FAULTS=1000000
+	KILLS=1000000 FAULTS=1000000 MALLOCS=200
 fi
 shim=$T/faultinj.so
 if ! cc -shared -fPIC -O1 -o "$shim" "$CUMULUS_TOP/tests/lib/faultinj.c" -ldl 2>"$T/cc.err"; then
@@ -124,6 +129,11 @@ run_faulted() { # OP KIND N MODE: sets $rc
 	rc=$(cat "$T/rc")
 }
 
+# The allocations of the program's start-up (what "--version" makes).
+FAULT_COUNTS=$T/c0 LD_PRELOAD=$shim "$CUMULUS" --version >/dev/null 2>&1
+malloc_start=$(awk '$1 == "malloc" { print $2 }' "$T/c0")
+malloc_start=${malloc_start:-0}
+
 # How many calls of each kind each operation makes, from a clean run.
 declare -A count
 for op in clean bkclean forget gc sync restore; do
@@ -139,6 +149,7 @@ for op in clean bkclean forget gc sync restore; do
 		total=$((total + ${count[$op.$k]:-0}))
 	done
 	count[$op.any]=$total
+	count[$op.malloc]=$(awk '$1 == "malloc" { print $2 }' "$T/counts")
 	diag "$op: $(tr '\n' ' ' <"$T/counts")"
 done
 
@@ -213,9 +224,15 @@ for op in clean bkclean forget gc sync restore; do
 		check_point "$op" any "$p" kill
 		n=$((n + 1))
 	done
-	for spec in write:enospc write:eio fsync:eio rename:eio link:eio unlink:eio; do
+	for spec in write:enospc write:eio fsync:eio rename:eio link:eio unlink:eio malloc:enomem; do
 		k=${spec%%:*}
-		for p in $(points "${count[$op.$k]}" "$FAULTS" $((seed + ${#spec}))); do
+		sample=$FAULTS
+		[ "$k" = malloc ] && sample=$MALLOCS
+		skipped=0
+		# malloc: not inside the program's start-up (see t7000)
+		[ "$k" = malloc ] && skipped=$malloc_start
+		for p in $(points $((${count[$op.$k]:-0} - skipped)) "$sample" $((seed + ${#spec})) |
+			awk -v s="$skipped" '{ print $1 + s }'); do
 			check_point "$op" "$k" "$p" "${spec#*:}"
 			n=$((n + 1))
 		done
