@@ -65,6 +65,8 @@ static const char *
 shown(const char *p, size_t n, struct buf *tmp)
 {
 	buf_init(tmp, 2048);
+	if (p == NULL) /* its buffer could not be filled (out of memory) */
+		return "(name unavailable)";
 	if (escape_encode(tmp, p, n > 600 ? 600 : n) ||
 	    (n > 600 && buf_puts(tmp, "...")))
 		return "(unprintable)";
