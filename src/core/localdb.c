@@ -309,7 +309,20 @@ done(sqlite3_stmt *s)
 static int
 step(struct localdb *db, sqlite3_stmt *s, const char *what)
 {
-	int rc = sqlite3_step(s);
+	int rc;
+
+	/* After out-of-memory or an I/O error SQLite may roll back the open
+	 * transaction by itself; a backup must then stop rather than carry
+	 * on writing rows in autocommit mode (its descriptor would list
+	 * segments from a state the database no longer has). */
+	if (db->in_tx && sqlite3_get_autocommit(db->h)) {
+		err_set("local database: %s: the backup's transaction was rolled "
+			"back after an earlier error",
+		    what);
+		sqlite3_reset(s);
+		return -1;
+	}
+	rc = sqlite3_step(s);
 
 	if (rc == SQLITE_ROW)
 		return 1;

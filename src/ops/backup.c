@@ -813,7 +813,11 @@ sub_flush_literal(struct backup *b)
 	} else {
 		/* Data that cleaning expired keeps its age and goes to the
 		 * group of its age bucket, so old data stays together. */
-		if (localdb_find_old_block(b->db, sum, n, &age, &expired) == 1) {
+		int old = localdb_find_old_block(b->db, sum, n, &age, &expired);
+
+		if (old < 0)
+			return -1;
+		if (old == 1) {
 			if (expired > 0)
 				snprintf(group, sizeof(group), "compacted-%d",
 				    expired);
@@ -994,7 +998,11 @@ sub_plain_block(struct backup *b, const unsigned char *p, size_t n,
 
 	/* Data that cleaning expired keeps its age and goes to the group of
 	 * its age bucket, so old data stays together. */
-	if (localdb_find_old_block(b->db, sum, n, &age, &expired) == 1) {
+	int old = localdb_find_old_block(b->db, sum, n, &age, &expired);
+
+	if (old < 0)
+		return -1;
+	if (old == 1) {
 		if (expired > 0)
 			snprintf(group, sizeof(group), "compacted-%d", expired);
 		set_status(b->sub->status, "partial");
