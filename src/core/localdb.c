@@ -160,10 +160,6 @@ static const char temp_sql[] =
 	"SELECT s.segment, b.object FROM block_index b JOIN segments s" \
 	" ON s.segmentid = b.segmentid" \
 	" WHERE b.checksum = ?1 AND b.size = ?2 AND b.expired IS NULL"
-#define AVAIL_SQL \
-	"SELECT 1 FROM block_index b JOIN segments s" \
-	" ON s.segmentid = b.segmentid" \
-	" WHERE s.segment = ?1 AND b.object = ?2 AND b.expired IS NULL"
 /* Chunks of objects still usable (sub-file incrementals). */
 #define CHUNK_FIND_SQL \
 	"SELECT s.segment, b.object, c.offset, b.size FROM chunk_index c" \
@@ -188,8 +184,6 @@ static const char *const st_sql[ST_COUNT] = {
 	[ST_FIND_M] = FIND_SQL NOT_MISSING_SQL " LIMIT 1",
 	[ST_OLD] = "SELECT timestamp, expired FROM block_index"
 	    " WHERE checksum = ?1 AND size = ?2 LIMIT 1",
-	[ST_AVAIL] = AVAIL_SQL,
-	[ST_AVAIL_M] = AVAIL_SQL NOT_MISSING_SQL,
 	[ST_BLOCK_INSERT] = "INSERT INTO block_index(segmentid, object,"
 	    " checksum, size, timestamp)"
 	    " VALUES (?1, ?2, ?3, ?4, coalesce(?5, julianday('now')))",
