@@ -31,7 +31,7 @@ static const char usage_text[] =
     "  --full-metadata          write all metadata, reuse none\n"
     "  --rebuild-statcache      re-read every file\n"
     "  --segment-size=BYTES     target stored segment size (default 4 MiB)\n"
-    "  --threads=N              compression threads (default: cores)\n"
+    "  --threads=N              compression and read-ahead threads (default: cores)\n"
     "  --tmpdir=DIR             temporary files (default $TMPDIR or /tmp)\n"
     "  --upload-script=CMD      send files to CMD's PUT protocol instead of\n"
     "                           --dest (e.g. \"cumulus-store s3://b/p\");\n"

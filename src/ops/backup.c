@@ -37,6 +37,7 @@
 #include "localdb.h"
 #include "meta.h"
 #include "metalog.h"
+#include "prefetch.h"
 #include "ref.h"
 #include "run.h"
 #include "segment.h"
@@ -47,6 +48,24 @@
 #define BLOCK_SIZE ((size_t)1 << 20)
 #define VOLATILE_SECONDS 30
 #define MAX_SEGMENTS_LISTED 8
+/* Read-ahead: at most this many entries wait for their turn in the
+ * metadata log, holding at most PQ_FILES open files and PQ_BYTES of their
+ * data. */
+#define PQ_MAX 512
+#define PQ_FILES 128
+#define PQ_BYTES ((uint64_t)8 << 20)
+
+/* An entry waiting for its turn in the metadata log (see pq_push()). */
+struct pending {
+	char *path;
+	bool file;          /* a file being read ahead; else formatted text */
+	struct stat sb;     /* the file's, when it was opened */
+	struct prefetch_job job;
+	char *text;         /* the stanza, for an entry that is not a file */
+	size_t len;
+	char *reuse;        /* the statcache reference to reuse, or NULL */
+	const char *status;
+};
 
 struct seginfo {
 	char uuid[SEGMENT_UUID_LEN + 1];
@@ -85,6 +104,11 @@ struct backup {
 	struct lease *lease; /* this backup's lease in the store (lease.h) */
 	char gc_mark[512];   /* the store's record of the last gc, "" none */
 	bool gc_check;       /* a gc ran: list the store's segments */
+	struct prefetch *pf; /* NULL: files are read in line */
+	struct pending *pq;  /* ring of PQ_MAX entries, in metadata-log order */
+	size_t pq_head, pq_len, pq_files;
+	uint64_t pq_bytes;
+	bool pq_finishing;   /* finishing the front: emit in line */
 };
 
 static void
@@ -843,9 +867,11 @@ sub_flush_literal(struct backup *b)
 	return sub_emit(b, &r, n);
 }
 
-/* One chunk of the file: reuse a stored copy or add it to the literal. */
+/* One chunk of the file: reuse a stored copy or add it to the literal.
+ * ${digest}: its SHA-256 digest when already known (Gear chunks), or NULL. */
 static int
-sub_chunk(struct backup *b, const unsigned char *p, size_t n)
+sub_chunk(struct backup *b, const unsigned char *p, size_t n,
+    const unsigned char *digest)
 {
 	struct subfile *s = b->sub;
 	unsigned char d[HASH_DIGEST_MAX];
@@ -858,11 +884,15 @@ sub_chunk(struct backup *b, const unsigned char *p, size_t n)
 
 	if (all_zero(p, n))
 		return sub_flush_literal(b) || sub_emit_zero(b, n) ? -1 : 0;
-	if (hash_init(&h, s->halg))
-		return -1;
-	hash_update(&h, p, n);
-	if (hash_final_raw(&h, d) < 0)
-		return -1;
+	if (digest && s->halg == HASH_SHA256) {
+		memcpy(d, digest, 32);
+	} else {
+		if (hash_init(&h, s->halg))
+			return -1;
+		hash_update(&h, p, n);
+		if (hash_final_raw(&h, d) < 0)
+			return -1;
+	}
 	if ((slot = sub_lookup(s, d, n)) != NULL) {
 		const struct sub_obj *o = &s->objs[slot->obj - 1];
 
@@ -912,7 +942,7 @@ sub_cut(struct backup *b)
 
 	chunker_init(&s->ck, s->kind);
 	s->clen = 0;
-	if (n && sub_chunk(b, s->chunk, n))
+	if (n && sub_chunk(b, s->chunk, n, NULL))
 		return -1;
 	return sub_flush_literal(b);
 }
@@ -1020,9 +1050,11 @@ sub_plain_block(struct backup *b, const unsigned char *p, size_t n,
 	return sub_emit(b, &r, n);
 }
 
-/* Feed one read block (aligned at a multiple of BLOCK_SIZE). */
+/* Feed one read block (aligned at a multiple of BLOCK_SIZE).  ${pre}: the
+ * whole file, read and hashed ahead (prefetch.h), or NULL. */
 static int
-sub_block(struct backup *b, const unsigned char *p, size_t n)
+sub_block(struct backup *b, const unsigned char *p, size_t n,
+    const struct prefetch_job *pre)
 {
 	struct subfile *s = b->sub;
 
@@ -1036,7 +1068,9 @@ sub_block(struct backup *b, const unsigned char *p, size_t n)
 
 		if (all_zero(p, n))
 			return sub_cut(b) || sub_emit_zero(b, n) ? -1 : 0;
-		if (hash_buffer(HASH_SHA256, p, n, sum))
+		if (pre)
+			memcpy(sum, pre->sum, HASH_STR_MAX);
+		else if (hash_buffer(HASH_SHA256, p, n, sum))
 			return -1;
 		s->block_sum_valid = true;
 		if ((found = find_block(b, p, n, sum, &r)) < 0)
@@ -1050,12 +1084,21 @@ sub_block(struct backup *b, const unsigned char *p, size_t n)
 		if (s->plain)
 			return sub_plain_block(b, p, n, sum);
 	}
+	/* Chunks cut ahead are those of a fresh Gear chunker over the file. */
+	if (pre && pre->chunks && s->kind == CHUNKER_GEAR && s->nfed == 1 &&
+	    s->clen == 0) {
+		for (size_t i = 0; i < pre->nchunks; i++)
+			if (sub_chunk(b, p + pre->chunks[i].offset,
+				pre->chunks[i].length, pre->chunks[i].digest))
+				return -1;
+		return 0;
+	}
 	while (n) {
 		bool cut;
 		size_t k = chunker_scan(&s->ck, p, n, &cut);
 
 		if (cut && s->clen == 0) {
-			if (sub_chunk(b, p, k))
+			if (sub_chunk(b, p, k, NULL))
 				return -1;
 		} else {
 			memcpy(s->chunk + s->clen, p, k);
@@ -1064,7 +1107,7 @@ sub_block(struct backup *b, const unsigned char *p, size_t n)
 				size_t len = s->clen;
 
 				s->clen = 0;
-				if (sub_chunk(b, s->chunk, len))
+				if (sub_chunk(b, s->chunk, len, NULL))
 					return -1;
 			}
 		}
@@ -1082,21 +1125,24 @@ sub_end(struct backup *b)
 	size_t n = s->clen;
 
 	s->clen = 0;
-	if (n && sub_chunk(b, s->chunk, n))
+	if (n && sub_chunk(b, s->chunk, n, NULL))
 		return -1;
 	return sub_flush_literal(b) || sub_put_pending(b) ? -1 : 0;
 }
 
 /* Read the file and fill size, checksum and data.  Read errors are
- * warnings: what was read is kept and the entry marked volatile. */
+ * warnings: what was read is kept and the entry marked volatile.  ${pre}:
+ * the whole file read and hashed ahead (then ${fd} is not read), or NULL. */
 static int
 read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
-    struct statcache_entry *e, const char **status)
+    struct statcache_entry *e, const char **status,
+    const struct prefetch_job *pre)
 {
 	struct hash h;
 	char sum[HASH_STR_MAX];
 	uint64_t total = 0;
 	size_t single = 0; /* bytes of a file read in one short block */
+	const unsigned char *single_p = NULL;
 
 	buf_reset(&b->data);
 	/* Small files are not worth chunking: few chunks each, and their
@@ -1105,12 +1151,21 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	    hash_init(&h, HASH_SHA256))
 		return -1;
 	for (;;) {
-		ssize_t r = fileio_read_full(fd, b->block, BLOCK_SIZE);
+		const unsigned char *p = b->block;
+		ssize_t r;
 
+		if (pre && pre->read_error[0]) {
+			r = -1;
+		} else if (pre) {
+			p = pre->data;
+			r = (ssize_t)pre->len;
+		} else {
+			r = fileio_read_full(fd, b->block, BLOCK_SIZE);
+		}
 		if (r < 0) {
 			warnf(b, "error reading '%s': %s; its backup may be "
 				 "incomplete",
-			    shown(b, path), err_msg());
+			    shown(b, path), pre ? pre->read_error : err_msg());
 			if (stanza_set_str(&b->st, "volatile", "1"))
 				goto fail;
 			break;
@@ -1119,16 +1174,18 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 			break;
 		/* A file that fits in its first read is one block: the block's
 		 * checksum, if sub_block() computes one, is the file's. */
-		if (total == 0 && (size_t)r < BLOCK_SIZE)
+		if (total == 0 && (size_t)r < BLOCK_SIZE) {
 			single = (size_t)r;
-		else
-			hash_update(&h, b->block, (size_t)r);
+			single_p = p;
+		} else {
+			hash_update(&h, p, (size_t)r);
+		}
 		total += (uint64_t)r;
 		b->res->stats.bytes_read += (uint64_t)r;
-		if (sub_block(b, b->block, (size_t)r))
+		if (sub_block(b, p, (size_t)r, pre))
 			goto fail;
 		progress(b, false);
-		if ((size_t)r < BLOCK_SIZE)
+		if ((size_t)r < BLOCK_SIZE || pre)
 			break;
 	}
 	if (sub_end(b))
@@ -1138,7 +1195,7 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 		memcpy(sum, b->sub->block_sum, sizeof(sum));
 	} else {
 		if (single > 0)
-			hash_update(&h, b->block, single);
+			hash_update(&h, single_p, single);
 		if (hash_final(&h, sum))
 			return -1;
 	}
@@ -1254,10 +1311,202 @@ try_statcache(struct backup *b, const struct stat *sb,
 	return 0;
 }
 
-/* ---- one entry ---- */
+/* ---- entries read ahead ---- */
+
+/*
+ * With worker threads, a new small file is opened in walk order and given
+ * to the prefetch workers; it and every entry after it wait in a ring
+ * (b->pq) and are finished in order: a file's data goes through the
+ * database and segments on this thread, with the checksums the workers
+ * computed, and each stanza reaches the metadata log in the same order as
+ * without read-ahead.  Only entries with no statcache entry are read ahead
+ * (nothing of the previous snapshot to compare), so the walk never needs
+ * the statcache again for them.
+ */
 
 static int emit(struct backup *b, const char *path, struct statcache_entry *e,
     const char *status);
+
+static struct pending *
+pq_at(struct backup *b, size_t i)
+{
+	return &b->pq[(b->pq_head + i) % PQ_MAX];
+}
+
+static void
+pending_free(struct backup *b, struct pending *q)
+{
+	if (q->file) {
+		prefetch_job_release(&q->job);
+		if (q->job.fd >= 0)
+			close(q->job.fd);
+		b->pq_files--;
+		b->pq_bytes -= (uint64_t)q->sb.st_size;
+	}
+	free(q->path);
+	free(q->text);
+	free(q->reuse);
+	memset(q, 0, sizeof(*q));
+}
+
+/* Give the metadata log its next entry. */
+static int
+commit_entry(struct backup *b, const char *path, const char *text,
+    size_t len, const char *reuse, const char *status)
+{
+	if (metalog_add(b->ml, text, len, reuse))
+		return -1;
+	b->res->stats.entries++;
+	if (b->o->verbose && b->cb && b->cb->entry)
+		b->cb->entry(b->cb->arg, path, status);
+	progress(b, false);
+	return 0;
+}
+
+/* Finish a file read ahead, as dump() would have in line. */
+static int
+finish_file(struct backup *b, struct pending *q)
+{
+	const struct prefetch_job *pre = &q->job;
+	const char *status = NULL;
+
+	if (prefetch_wait(b->pf, &q->job))
+		return -1;
+	/* It grew after it was opened: read it in line, from the start. */
+	if (!q->job.complete && q->job.read_error[0] == '\0') {
+		pre = NULL;
+		if (lseek(q->job.fd, 0, SEEK_SET) < 0) {
+			err_setp("lseek");
+			return -1;
+		}
+	}
+	if (common_fields(b, q->path, &q->sb) ||
+	    stanza_set_str(&b->st, "type", "f") ||
+	    read_file(b, q->job.fd, q->path, &q->sb, NULL, &status, pre))
+		return -1;
+	return emit(b, q->path, NULL, status);
+}
+
+static int
+pq_finish_front(struct backup *b)
+{
+	struct pending *q = pq_at(b, 0);
+	int rc;
+
+	b->pq_finishing = true;
+	if (!q->file)
+		rc = commit_entry(b, q->path, q->text, q->len, q->reuse,
+		    q->status);
+	else
+		rc = finish_file(b, q);
+	b->pq_finishing = false;
+	pending_free(b, q);
+	b->pq_head = (b->pq_head + 1) % PQ_MAX;
+	b->pq_len--;
+	return rc;
+}
+
+/* Finish the entries at the front that are ready, and more while over the
+ * limits. */
+static int
+pq_pump(struct backup *b)
+{
+	while (b->pq_len) {
+		struct pending *q = pq_at(b, 0);
+
+		if (q->file && b->pq_files <= PQ_FILES &&
+		    b->pq_bytes <= PQ_BYTES && !prefetch_ready(b->pf, &q->job))
+			break;
+		if (pq_finish_front(b))
+			return -1;
+	}
+	return 0;
+}
+
+/* Finish every waiting entry. */
+static int
+pq_drain(struct backup *b)
+{
+	while (b->pq_len)
+		if (pq_finish_front(b))
+			return -1;
+	return 0;
+}
+
+/* After a failure: stop the workers, then drop what waits. */
+static void
+pq_free(struct backup *b)
+{
+	prefetch_destroy(b->pf);
+	b->pf = NULL;
+	while (b->pq_len) {
+		pending_free(b, pq_at(b, 0));
+		b->pq_head = (b->pq_head + 1) % PQ_MAX;
+		b->pq_len--;
+	}
+	free(b->pq);
+	b->pq = NULL;
+}
+
+/* Append an entry to the ring: ${text} (${len} bytes) for an entry that is
+ * complete, NULL for a file.  NULL on failure. */
+static struct pending *
+pq_push(struct backup *b, const char *path, const char *text, size_t len,
+    const char *reuse, const char *status)
+{
+	char *path_copy = strdup(path), *text_copy = NULL, *reuse_copy = NULL;
+	struct pending *q;
+
+	if (text && (text_copy = malloc(len + 1)) != NULL)
+		memcpy(text_copy, text, len);
+	if (reuse)
+		reuse_copy = strdup(reuse);
+	if (path_copy == NULL || (text && text_copy == NULL) ||
+	    (reuse && reuse_copy == NULL)) {
+		err_set("out of memory");
+		goto fail;
+	}
+	/* Finishing the front reuses b->st and b->text: copied above. */
+	if (b->pq_len == PQ_MAX && pq_finish_front(b))
+		goto fail;
+	q = pq_at(b, b->pq_len++);
+	q->path = path_copy;
+	q->text = text_copy;
+	q->len = len;
+	q->reuse = reuse_copy;
+	q->status = status;
+	return q;
+fail:
+	free(path_copy);
+	free(text_copy);
+	free(reuse_copy);
+	return NULL;
+}
+
+/* Give the open file ${fd} (${sb}) to the workers; it is closed when
+ * finished, or now on failure. */
+static int
+defer_file(struct backup *b, const char *path, int fd, const struct stat *sb)
+{
+	struct pending *q = pq_push(b, path, NULL, 0, NULL, NULL);
+
+	if (q == NULL) {
+		close(fd);
+		return -1;
+	}
+	q->file = true;
+	q->sb = *sb;
+	q->job.fd = fd;
+	q->job.size_hint = (size_t)sb->st_size;
+	q->job.chunk = sb->st_size >= SUB_MIN_FILE;
+	b->pq_files++;
+	b->pq_bytes += (uint64_t)sb->st_size;
+	if (prefetch_submit(b->pf, &q->job))
+		return -1;
+	return pq_pump(b);
+}
+
+/* ---- one entry ---- */
 
 static int
 cmp_names(const void *a, const void *c)
@@ -1388,11 +1637,14 @@ dump(struct backup *b, int parent, const char *name, const char *path)
 			rc = 0;
 			goto out;
 		}
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 		b->res->stats.files++;
-		if (common_fields(b, path, &sb) ||
+		if (b->pf && e == NULL && sb.st_size < (off_t)BLOCK_SIZE)
+			return defer_file(b, path, fd, &sb);
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		/* Read in line: what waits goes first. */
+		if (pq_drain(b) || common_fields(b, path, &sb) ||
 		    stanza_set_str(&b->st, "type", "f") ||
-		    read_file(b, fd, path, &sb, e, &status))
+		    read_file(b, fd, path, &sb, e, &status, NULL))
 			goto out;
 		/* Content that changed while ctime, mtime, size and inode did
 		 * not means the statcache could not have noticed: say so. */
@@ -1488,13 +1740,15 @@ emit(struct backup *b, const char *path, struct statcache_entry *e,
 	if (e && !b->o->full_metadata &&
 	    statcache_entry_equal_text(e, b->text.data, b->text.len) == 1)
 		reuse = statcache_entry_ref(e);
-	if (metalog_add(b->ml, b->text.data, b->text.len, reuse))
-		return -1;
-	b->res->stats.entries++;
-	if (b->o->verbose && b->cb && b->cb->entry)
-		b->cb->entry(b->cb->arg, path, status);
-	progress(b, false);
-	return 0;
+	/* Behind a file read ahead: wait for it. */
+	if (b->pq_len && !b->pq_finishing)
+		return pq_push(b, path, b->text.data, b->text.len, reuse,
+			   status) == NULL ||
+			pq_pump(b)
+		    ? -1
+		    : 0;
+	return commit_entry(b, path, b->text.data, b->text.len, reuse,
+	    status);
 }
 
 /* ---- command-line paths ---- */
@@ -1857,6 +2111,22 @@ mark_absent(struct backup *b)
 	return rc;
 }
 
+/* Read-ahead workers, one per thread, when there are several. */
+static int
+start_prefetch(struct backup *b)
+{
+	long n = b->o->threads > 0 ? b->o->threads
+				   : sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 2)
+		return 0;
+	if ((b->pq = calloc(PQ_MAX, sizeof(*b->pq))) == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	return prefetch_create((int)(n > 64 ? 64 : n), &b->pf);
+}
+
 int
 backup_check_scheme(const char *s)
 {
@@ -1991,9 +2261,14 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	if (segment_writer_open(b.store, &cfg, on_segment, &b, &b.sw) ||
 	    metalog_open(b.sw, b.db, b.scw, &b.ml))
 		goto out;
+	if (start_prefetch(&b))
+		goto out;
 	for (size_t i = 0; i < nroots; i++)
 		if (dump_root(&b, &roots[i]))
 			goto out;
+	if (pq_drain(&b))
+		goto out;
+	pq_free(&b);
 	{
 		struct metalog *ml = b.ml;
 
@@ -2043,6 +2318,7 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 out:
 	if (rc && committed)
 		warnf(&b, "%s", err_msg());
+	pq_free(&b);
 	metalog_free(b.ml);
 	segment_writer_free(b.sw);
 	statcache_writer_abort(b.scw);

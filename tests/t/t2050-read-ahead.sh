@@ -1,0 +1,103 @@
+#!/bin/bash
+# Read-ahead: with worker threads, new small files are read and hashed by
+# workers while the main thread stores the files before them.  A snapshot
+# must not depend on it: --threads=1 (no read-ahead) and --threads=3 give
+# the same metadata log (apart from where objects landed) and the same
+# verbose listing, in the same order; small, chunked, empty, all-zero,
+# duplicate and large files and every other entry type mixed; a file
+# larger than its size when it was opened is read again in line; a
+# backup that fails with files waiting stops cleanly.
+. "$(dirname "$0")/../lib.sh"
+
+U() { "$CUMULUS_UTIL" "$@"; }
+src=$T/src
+t=$src/tree
+mkdir -p "$t/a/deep/er" "$t/b" "$t/c"
+head -c 200000 /dev/urandom >"$T/rand"
+for i in $(seq 1 60); do
+	echo "small file $i" >"$t/a/s$i.txt"
+	head -c $((i * 997)) "$T/rand" >"$t/b/m$i.bin" # 1 KB .. 60 KB
+done
+head -c 300000 /dev/urandom >"$t/a/deep/chunked.bin"
+cp "$t/a/deep/chunked.bin" "$t/c/same-as-chunked.bin" # a duplicate
+head -c 1500000 /dev/urandom >"$t/a/deep/er/large.bin" # read in line
+head -c 40000 /dev/zero >"$t/b/zero40k"
+head -c 100 /dev/zero >"$t/b/zero100"
+: >"$t/c/empty"
+ln -s ../a/s1.txt "$t/c/link"
+mkfifo "$t/c/fifo"
+for i in $(seq 1 40); do head -c $((i * 50)) "$T/rand" >"$t/c/f$i"; done
+touch -d @1600000000 "$t" "$t"/* "$t"/*/* "$t"/*/*/* "$t"/*/*/*/*
+
+backup() { # STORE THREADS
+	(cd "$src" && "$CUMULUS" --dest="$1" --localdb="$1.db" -v \
+		--threads="$2" tree)
+}
+# The metadata log with every object reference reduced to its range.
+meta_of() { # STORE
+	U --store="$1" read-metadata "$(U --store="$1" list-snapshots | tail -1)" |
+		sed -E 's#[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/[0-9a-f]+#REF#g'
+}
+
+for n in 1 3; do
+	mkdir -p "$T/s$n"
+	test_ok "--threads=$n backup" backup "$T/s$n" $n
+	cp "$T/.stdout" "$T/list$n"
+done
+test_ok "the verbose listing is in walk order either way" \
+	cmp "$T/list1" "$T/list3"
+meta_of "$T/s1" >"$T/meta1"
+meta_of "$T/s3" >"$T/meta3"
+test_ok "the metadata log is the same with and without read-ahead" \
+	cmp "$T/meta1" "$T/meta3"
+test_eq "it lists every file" "$(grep -c '^type: f' "$T/meta3")" 166
+snap=$(U --store="$T/s3" list-snapshots | tail -1)
+test_ok "the read-ahead snapshot restores" \
+	U --store="$T/s3" restore-snapshot "$snap" "$T/r3"
+make_manifest "$t" >"$T/want.tsv"
+make_manifest "$T/r3/tree" >"$T/got.tsv"
+test_ok "... exactly" compare_manifests "$T/want.tsv" "$T/got.tsv"
+test_ok "the duplicate is stored once" \
+	test "$(U --store="$T/s3" read-metadata "$snap" |
+		grep -A12 -E '^name: tree/(a/deep/chunked|c/same-as-chunked).bin' |
+		grep "^data:" | sort -u | wc -l)" -eq 1
+
+# A file whose size was 0 when opened but that has content (like the files
+# of /proc): the workers read past the size, the file is read again.
+if [ -r /proc/sys/kernel/ostype ] && [ ! -s /proc/sys/kernel/ostype ]; then
+	mkdir -p "$T/sp"
+	(cd "$T" && "$CUMULUS" --dest="$T/sp" --localdb="$T/sp.db" \
+		--threads=2 /proc/sys/kernel/ostype) >"$T/proc.out" 2>&1
+	rc=$?
+	test_ok "a file larger than its size is backed up (exit $rc)" \
+		test $rc -eq 0 -o $rc -eq 3
+	snap=$(U --store="$T/sp" list-snapshots | tail -1)
+	U --store="$T/sp" restore-snapshot "$snap" "$T/rp" >/dev/null 2>&1
+	test_eq "... with all its content" \
+		"$(cat "$T/rp/proc/sys/kernel/ostype" 2>&1)" \
+		"$(cat /proc/sys/kernel/ostype)"
+else
+	skip "a file larger than its size is backed up" "no /proc/sys/kernel/ostype"
+	skip "... with all its content" "no /proc/sys/kernel/ostype"
+fi
+
+# A store that fails while files wait for their turn: the backup fails
+# with a message, publishes nothing, and leaves no temp file.
+mkdir -p "$T/sbad"
+chmod 0555 "$T/sbad"
+if [ "$(id -u)" = 0 ]; then
+	# root writes anywhere: use a filter that fails half-way instead
+	test_fail "a failing segment filter with files waiting fails" \
+		sh -c "cd '$src' && '$CUMULUS' --dest='$T/sf2' --localdb='$T/sf2.db' \
+		--threads=3 --segment-size=64K \
+		--filter='head -c 50000 >/dev/null; exit 1' \
+		--filter-extension=.x tree"
+else
+	test_fail "an unwritable store with files waiting fails" \
+		sh -c "cd '$src' && '$CUMULUS' --dest='$T/sbad' --localdb='$T/sb.db' --threads=3 tree"
+fi
+test_ok "... with a message" grep -q . "$T/.out"
+test_eq "... and no snapshot" "$(find "$T" -name 'snapshot-*.lbs' -path '*/sf2/*' -o \
+	-name 'snapshot-*.lbs' -path '*/sbad/*' | wc -l)" 0
+chmod 0755 "$T/sbad"
+done_testing
