@@ -638,9 +638,11 @@ localdb_open(const char *dir, struct localdb **out)
 	}
 	sqlite3_extended_result_codes(db->h, 1);
 	sqlite3_busy_timeout(db->h, 10000);
-	/* A backup is one transaction: a cache too small for what it
-	 * changes spills, with a journal sync each time. */
-	if (localdb_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -16384",
+	/* A backup is one transaction; in WAL mode a cache smaller than what
+	 * it changes spills pages to the log without a sync.  4 MiB: the
+	 * linux tree's initial backup (a 31 MB database) runs as fast as with
+	 * 16 MiB, with 15 MiB less memory (bench/README.md). */
+	if (localdb_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -4096",
 		"set synchronous"))
 		goto fail;
 	if ((layout = classify(db)) < 0)

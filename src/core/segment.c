@@ -32,6 +32,8 @@
 
 #define MAX_GROUPS 64
 #define OUTBUF_SIZE ((size_t)1 << 17)
+/* Start the writeback of a segment every this many bytes written. */
+#define WRITE_BEHIND ((uint64_t)1 << 20)
 /* A segment holds at most this many times the target, uncompressed. */
 #define SEGMENT_RAW_FACTOR 8
 
@@ -44,6 +46,7 @@ struct open_segment {
 	uint64_t data_size;
 	uint64_t raw_bytes; /* tar bytes produced */
 	uint64_t stored;    /* bytes written to the file (zstd mode) */
+	uint64_t written_back; /* of which writeback was started */
 	struct hash sha1;
 	int pipe_fd; /* filter mode: the filter's stdin */
 	pid_t pid;
@@ -142,6 +145,14 @@ emit(struct open_segment *s, const void *p, size_t n)
 	}
 	hash_update(&s->sha1, p, n);
 	s->stored += n;
+	/* Start writing back what is written, so the fsync that publishes
+	 * the segment waits for its tail only; advisory, errors ignored. */
+	if (s->stored - s->written_back >= WRITE_BEHIND) {
+		sync_file_range(s->fd, (off_t)s->written_back,
+		    (off_t)(s->stored - s->written_back),
+		    SYNC_FILE_RANGE_WRITE);
+		s->written_back = s->stored;
+	}
 	return 0;
 }
 
