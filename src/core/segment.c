@@ -147,12 +147,7 @@ emit(struct open_segment *s, const void *p, size_t n)
 	s->stored += n;
 	/* Start writing back what is written, so the fsync that publishes
 	 * the segment waits for its tail only; advisory, errors ignored. */
-	if (s->stored - s->written_back >= WRITE_BEHIND) {
-		sync_file_range(s->fd, (off_t)s->written_back,
-		    (off_t)(s->stored - s->written_back),
-		    SYNC_FILE_RANGE_WRITE);
-		s->written_back = s->stored;
-	}
+	fileio_write_behind(s->fd, &s->written_back, s->stored, WRITE_BEHIND);
 	return 0;
 }
 

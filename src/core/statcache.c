@@ -52,6 +52,7 @@ struct statcache_writer {
 	struct fileio_tmp t;
 	char *buf;
 	size_t len;
+	uint64_t written, written_back; /* for fileio_write_behind() */
 };
 
 /* isspace() of the C locale, whatever the process locale is. */
@@ -524,10 +525,16 @@ writer_put(struct statcache_writer *w, const void *p, size_t n)
 	if (w->len + n > IO_SIZE) {
 		if (fileio_write_full(w->t.fd, w->buf, w->len))
 			return -1;
+		w->written += w->len;
 		w->len = 0;
+		/* The file is fsynced at commit: let the disk start early. */
+		fileio_write_behind(w->t.fd, &w->written_back, w->written,
+		    (uint64_t)4 << 20);
 	}
-	if (n >= IO_SIZE)
+	if (n >= IO_SIZE) {
+		w->written += n;
 		return fileio_write_full(w->t.fd, p, n);
+	}
 	memcpy(w->buf + w->len, p, n);
 	w->len += n;
 	return 0;

@@ -53,7 +53,7 @@
  * data. */
 #define PQ_MAX 512
 #define PQ_FILES 128
-#define PQ_BYTES ((uint64_t)8 << 20)
+#define PQ_BYTES ((uint64_t)4 << 20)
 
 /* An entry waiting for its turn in the metadata log (see pq_push()). */
 struct pending {

@@ -283,6 +283,16 @@ fileio_publish(const char *dir, const char *name, const void *p, size_t n,
 	return fileio_tmp_commit(&t, noreplace);
 }
 
+void
+fileio_write_behind(int fd, uint64_t *mark, uint64_t size, uint64_t every)
+{
+	if (size < *mark || size - *mark < every)
+		return;
+	sync_file_range(fd, (off_t)*mark, (off_t)(size - *mark),
+	    SYNC_FILE_RANGE_WRITE);
+	*mark = size;
+}
+
 int
 fileio_fsync_dir(const char *dir)
 {

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct buf;
@@ -52,6 +53,14 @@ void fileio_tmp_abort(struct fileio_tmp *t);
 /* Write ${n} bytes as file ${dir}/${name} through the publish protocol. */
 int fileio_publish(const char *dir, const char *name, const void *p, size_t n,
     bool noreplace);
+/*
+ * Write-behind: once ${size} (bytes written to ${fd} so far) is at least
+ * ${every} past *${mark}, start writing them back to the disk without
+ * waiting and move the mark, so a later fsync waits for the tail only.
+ * Advisory: errors are left for that fsync.
+ */
+void fileio_write_behind(int fd, uint64_t *mark, uint64_t size,
+    uint64_t every);
 /* fsync the directory ${dir}.  0 or -1. */
 int fileio_fsync_dir(const char *dir);
 /* mkdir -p: create ${path} and missing parents with ${mode}.  0 or -1. */
