@@ -66,7 +66,7 @@ usage(FILE *f)
 	    "  verify-snapshots NAME...\n"
 	    "  verify-snapshots --read-data-subset=N%%   (scrub N%% of the segments)\n"
 	    "  object-sums [SEGMENT...]\n"
-	    "  restore-snapshot [--force] NAME DEST [PATH...]\n");
+	    "  restore-snapshot [--force] [--threads=N] NAME DEST [PATH...]\n");
 }
 
 static int
@@ -741,9 +741,21 @@ cmd_restore(struct util *u, int argc, char **argv)
 	if (paths == NULL)
 		return CLI_FAIL;
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0)
+		if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0) {
 			o.force = true;
-		else if (na < 2)
+		} else if (strncmp(argv[i], "--threads=", 10) == 0) {
+			char *end;
+			long t = strtol(argv[i] + 10, &end, 10);
+
+			if (end == argv[i] + 10 || *end || t < 1 || t > 256) {
+				fprintf(stderr, "cumulus-util: invalid --threads "
+						"'%s'\n",
+				    argv[i] + 10);
+				free(paths);
+				return CLI_USAGE;
+			}
+			o.threads = (int)t;
+		} else if (na < 2)
 			args[na++] = argv[i];
 		else
 			paths[np++] = argv[i];

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,12 +27,16 @@
 /* Longest decoded name we accept (deep trees are fine, absurd ones not). */
 #define NAME_MAX_BYTES ((size_t)1 << 20)
 
+struct wpool;
+
 struct rst {
 	struct snapshot *s;
 	const struct restore_opts *o;
 	int destfd;
 	sqlite3 *db;
 	int failed;
+	pthread_mutex_t warn_lock; /* writer threads warn too */
+	struct wpool *pool;        /* NULL: files are written in line */
 	bool root; /* running as root: restore ownership */
 	/* The walker's cached parent directory. */
 	struct buf cache_path;
@@ -52,12 +57,14 @@ warnf(struct rst *r, const char *fmt, ...)
 	char msg[4096];
 	va_list ap;
 
-	r->failed++;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	pthread_mutex_lock(&r->warn_lock);
+	r->failed++;
 	if (r->o->warn)
 		r->o->warn(r->o->arg, msg);
+	pthread_mutex_unlock(&r->warn_lock);
 }
 
 /* A printable form of a name: the metadata %-encoding, shortened. */
@@ -750,6 +757,286 @@ write_sink(void *arg, const void *p, size_t n)
 	return 0;
 }
 
+/* ---- pass 2 writer threads ---- */
+
+/*
+ * Creating and writing files is most of a restore's time, all of it in
+ * the kernel.  With writer threads, this thread decodes a file of up to
+ * WQ_FILE_MAX bytes into memory (verifying it, as in line), makes its way
+ * (parents, --force) and hands the writers a descriptor of its validated
+ * parent directory, its name, its data and attributes; they create it
+ * exactly as restore_one() would.  At most WQ_BYTES of data wait.  Links
+ * and directory attributes come after every writer has finished.
+ */
+#define WQ_FILE_MAX ((uint64_t)1 << 20)
+#define WQ_BYTES ((size_t)16 << 20)
+#define WQ_MAX_THREADS 8
+
+struct wjob {
+	struct wjob *next;
+	int dirfd; /* the parent directory, ours to close */
+	char *base;
+	char *path; /* for messages */
+	size_t pathlen;
+	unsigned char *data;
+	size_t len;
+	struct attrs a;
+};
+
+struct wpool {
+	struct rst *r;
+	pthread_mutex_t lock;
+	pthread_cond_t work; /* a job was queued, or stop */
+	pthread_cond_t room; /* a job finished */
+	struct wjob *head, *tail;
+	size_t bytes; /* data queued or being written */
+	int busy;     /* jobs taken, not finished */
+	bool stop;
+	int n;
+	pthread_t th[WQ_MAX_THREADS];
+};
+
+static void
+wjob_free(struct wjob *j)
+{
+	if (j->dirfd >= 0)
+		close(j->dirfd);
+	free(j->base);
+	free(j->path);
+	free(j->data);
+	free(j);
+}
+
+/* What restore_one() does with a file, from memory. */
+static void
+write_job(struct rst *r, struct wjob *j)
+{
+	struct writer w = { -1, 0, false };
+	struct buf show;
+
+	w.fd = openat(j->dirfd, j->base, O_WRONLY | O_CREAT | O_EXCL |
+		O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (w.fd < 0) {
+		err_setp("cannot create the file");
+		goto fail;
+	}
+	if (write_sink(&w, j->data, j->len))
+		goto bad;
+	if (ftruncate(w.fd, (off_t)w.off)) {
+		err_setp("truncate");
+		goto bad;
+	}
+	if (apply_fd(r, w.fd, &j->a))
+		goto bad;
+	if (close(w.fd)) {
+		w.fd = -1;
+		err_setp("close");
+		goto bad;
+	}
+	return;
+bad:
+	if (w.fd >= 0)
+		close(w.fd);
+	unlinkat(j->dirfd, j->base, 0);
+fail:
+	warnf(r, "cannot restore '%s': %s", shown(j->path, j->pathlen, &show),
+	    err_msg());
+	buf_release(&show);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct wpool *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		struct wjob *j;
+
+		while (p->head == NULL && !p->stop)
+			pthread_cond_wait(&p->work, &p->lock);
+		if (p->head == NULL)
+			break;
+		j = p->head;
+		p->head = j->next;
+		if (p->head == NULL)
+			p->tail = NULL;
+		p->busy++;
+		pthread_mutex_unlock(&p->lock);
+		write_job(p->r, j);
+		pthread_mutex_lock(&p->lock);
+		p->bytes -= j->len;
+		p->busy--;
+		pthread_cond_broadcast(&p->room);
+		pthread_mutex_unlock(&p->lock);
+		wjob_free(j);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Start threads - 1 writers; none (write in line) for one thread. */
+static int
+pool_start(struct rst *r, int threads)
+{
+	struct wpool *p;
+	long n = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 2)
+		return 0;
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	p->r = r;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->room, NULL);
+	r->pool = p;
+	for (; p->n < n - 1 && p->n < WQ_MAX_THREADS; p->n++) {
+		int e = pthread_create(&p->th[p->n], NULL, writer_main, p);
+
+		if (e) {
+			err_set("cannot start a writer thread: %s", strerror(e));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Queue ${j}, waiting while too much data waits. */
+static void
+pool_submit(struct wpool *p, struct wjob *j)
+{
+	pthread_mutex_lock(&p->lock);
+	while (p->bytes > 0 && p->bytes + j->len > WQ_BYTES)
+		pthread_cond_wait(&p->room, &p->lock);
+	p->bytes += j->len;
+	j->next = NULL;
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Wait until every queued file is written. */
+static void
+pool_drain(struct wpool *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	while (p->head || p->busy)
+		pthread_cond_wait(&p->room, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Write what waits, stop the writers. */
+static void
+pool_stop(struct rst *r)
+{
+	struct wpool *p = r->pool;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < p->n; i++)
+		pthread_join(p->th[i], NULL);
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->room);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	r->pool = NULL;
+}
+
+struct membuf {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+static int
+mem_sink(void *arg, const void *p, size_t n)
+{
+	struct membuf *m = arg;
+
+	if (n > m->cap - m->len) {
+		err_set("data is longer than the recorded size");
+		return -1;
+	}
+	if (p)
+		memcpy(m->p + m->len, p, n);
+	else
+		memset(m->p + m->len, 0, n);
+	m->len += n;
+	return 0;
+}
+
+/* The recorded size of a file small enough for the writers, or -1. */
+static int64_t
+small_size(const struct stanza *st)
+{
+	const char *v = stanza_get(st, "size", NULL);
+	char *end;
+	unsigned long long x;
+
+	if (v == NULL || v[0] < '0' || v[0] > '9')
+		return -1;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno || *end != '\0' || x > WQ_FILE_MAX)
+		return -1;
+	return (int64_t)x;
+}
+
+/* Decode the file into memory and queue it.  0 or -1 (error set; nothing
+ * was created). */
+static int
+hand_off(struct rst *r, const struct stanza *st, int dirfd, const char *base,
+    const struct buf *path, const struct attrs *a, size_t size,
+    char failseg[REF_SEGMENT_MAX + 1])
+{
+	struct membuf m = { malloc(size ? size : 1), 0, size };
+	struct wjob *j = calloc(1, sizeof(*j));
+
+	if (j)
+		j->dirfd = -1;
+	if (m.p == NULL || j == NULL) {
+		free(m.p);
+		free(j);
+		err_set("out of memory");
+		return -1;
+	}
+	j->data = m.p;
+	if (snapshot_read_file(r->s, st, mem_sink, &m, failseg)) {
+		wjob_free(j);
+		return -1;
+	}
+	j->len = m.len;
+	j->a = *a;
+	j->pathlen = path->len;
+	if ((j->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0)) < 0 ||
+	    (j->base = strdup(base)) == NULL ||
+	    (j->path = malloc(path->len + 1)) == NULL) {
+		if (j->dirfd < 0)
+			err_setp("dup");
+		else
+			err_set("out of memory");
+		wjob_free(j);
+		return -1;
+	}
+	memcpy(j->path, path->data, path->len);
+	j->path[path->len] = '\0';
+	pool_submit(r->pool, j);
+	return 0;
+}
+
 static void
 restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 {
@@ -763,6 +1050,7 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 	char failseg[REF_SEGMENT_MAX + 1] = "";
 	const char *base = "";
 	int dirfd = -1, rc = -1;
+	int64_t small;
 	struct buf show, pathbuf;
 
 	buf_init(&pathbuf, NAME_MAX_BYTES);
@@ -779,6 +1067,15 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 	dirfd = walk_parent(r, pathbuf.data, n, true, scratch, &base);
 	if (dirfd < 0 || clear_way(r, dirfd, base))
 		goto out;
+	if (r->pool && (small = small_size(&st)) >= 0) {
+		if (hand_off(r, &st, dirfd, base, &pathbuf, &a, (size_t)small,
+			failseg))
+			goto out;
+		rc = 0;
+		if (r->o->progress)
+			r->o->progress(r->o->arg, pathbuf.data);
+		goto out;
+	}
 	w.fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 		O_CLOEXEC, 0600);
 	if (w.fd < 0) {
@@ -1023,6 +1320,7 @@ restore_snapshot(struct snapshot *s, const struct restore_opts *o)
 	r.o = o;
 	r.cache_fd = -1;
 	r.root = geteuid() == 0;
+	pthread_mutex_init(&r.warn_lock, NULL);
 	buf_init(&r.cache_path, NAME_MAX_BYTES);
 	buf_init(&r.ok_parent, NAME_MAX_BYTES);
 	buf_init(&name, NAME_MAX_BYTES);
@@ -1054,6 +1352,10 @@ restore_snapshot(struct snapshot *s, const struct restore_opts *o)
 			"grp, mtime FROM files ORDER BY seg, ord");
 	if (q == NULL)
 		goto out;
+	if (pool_start(&r, o->threads)) {
+		sqlite3_finalize(q);
+		goto out;
+	}
 	while ((more = sqlite3_step(q)) == SQLITE_ROW)
 		restore_one(&r, q, &scratch);
 	sqlite3_finalize(q);
@@ -1061,10 +1363,14 @@ restore_snapshot(struct snapshot *s, const struct restore_opts *o)
 		db_err(&r);
 		goto out;
 	}
+	/* Links need their targets, directories their last mtime change. */
+	pool_drain(r.pool);
 	if (pass_links(&r, &scratch) || pass_dirs(&r, &scratch))
 		goto out;
+	pool_stop(&r);
 	rc = r.failed;
 out:
+	pool_stop(&r);
 	meta_iter_close(it);
 	if (r.db)
 		sqlite3_close(r.db);
@@ -1078,5 +1384,6 @@ out:
 	buf_release(&name);
 	buf_release(&scratch);
 	buf_release(&tmp);
+	pthread_mutex_destroy(&r.warn_lock);
 	return rc;
 }

@@ -35,6 +35,10 @@ struct restore_opts {
 	/* Told about each entry as it is restored (may be NULL). */
 	void (*progress)(void *arg, const char *path);
 	void *arg;
+	/* Threads: with more than one, files up to 1 MiB are created and
+	 * written by threads - 1 writer threads while this one decodes the
+	 * next (0: the number of cores). */
+	int threads;
 };
 
 /*
