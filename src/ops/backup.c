@@ -1483,8 +1483,9 @@ fail:
 	return NULL;
 }
 
-/* Give the open file ${fd} (${sb}) to the workers; it is closed when
- * finished, or now on failure. */
+/* Give the open file ${fd} (${sb}) to the workers.  Closed here if it
+ * cannot join the ring; else the ring owns it (closed when finished, or
+ * when the ring is freed after a failure). */
 static int
 defer_file(struct backup *b, const char *path, int fd, const struct stat *sb)
 {

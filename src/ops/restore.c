@@ -757,6 +757,40 @@ write_sink(void *arg, const void *p, size_t n)
 	return 0;
 }
 
+/* Create the file ${base} in ${dirfd} for w (0, or -1 with error set). */
+static int
+writer_open(struct writer *w, int dirfd, const char *base)
+{
+	w->fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		O_CLOEXEC, 0600);
+	if (w->fd < 0) {
+		err_setp("cannot create the file");
+		return -1;
+	}
+	return 0;
+}
+
+/* Set the size (trailing holes need it), attributes, and close.  0, or -1
+ * with error set (w->fd then still open unless close itself failed). */
+static int
+writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
+{
+	int fd = w->fd;
+
+	if (ftruncate(fd, (off_t)w->off)) {
+		err_setp("truncate");
+		return -1;
+	}
+	if (apply_fd(r, fd, a))
+		return -1;
+	w->fd = -1;
+	if (close(fd)) {
+		err_setp("close");
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- pass 2 writer threads ---- */
 
 /*
@@ -814,25 +848,10 @@ write_job(struct rst *r, struct wjob *j)
 	struct writer w = { -1, 0, false };
 	struct buf show;
 
-	w.fd = openat(j->dirfd, j->base, O_WRONLY | O_CREAT | O_EXCL |
-		O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (w.fd < 0) {
-		err_setp("cannot create the file");
+	if (writer_open(&w, j->dirfd, j->base))
 		goto fail;
-	}
-	if (write_sink(&w, j->data, j->len))
+	if (write_sink(&w, j->data, j->len) || writer_finish(r, &w, &j->a))
 		goto bad;
-	if (ftruncate(w.fd, (off_t)w.off)) {
-		err_setp("truncate");
-		goto bad;
-	}
-	if (apply_fd(r, w.fd, &j->a))
-		goto bad;
-	if (close(w.fd)) {
-		w.fd = -1;
-		err_setp("close");
-		goto bad;
-	}
 	return;
 bad:
 	if (w.fd >= 0)
@@ -1076,27 +1095,12 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 			r->o->progress(r->o->arg, pathbuf.data);
 		goto out;
 	}
-	w.fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		O_CLOEXEC, 0600);
-	if (w.fd < 0) {
-		err_setp("cannot create the file");
+	if (writer_open(&w, dirfd, base))
 		goto out;
-	}
 	if (snapshot_read_file(r->s, &st, write_sink, &w, failseg))
 		goto bad;
-	/* Trailing holes need the size set explicitly. */
-	if (ftruncate(w.fd, (off_t)w.off)) {
-		err_setp("truncate");
+	if (writer_finish(r, &w, &a))
 		goto bad;
-	}
-	if (apply_fd(r, w.fd, &a))
-		goto bad;
-	if (close(w.fd)) {
-		w.fd = -1;
-		err_setp("close");
-		goto bad;
-	}
-	w.fd = -1;
 	rc = 0;
 	if (r->o->progress)
 		r->o->progress(r->o->arg, pathbuf.data);
