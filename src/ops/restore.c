@@ -44,6 +44,9 @@ struct rst {
 	/* The last parent path known to contain no non-directory. */
 	struct buf ok_parent;
 	int64_t ord;
+	/* Segments numbered in the order the log first names them. */
+	char last_seg[REF_SEGMENT_MAX + 1];
+	int64_t last_seg_rank, nsegs;
 };
 
 /* ---- messages ---- */
@@ -576,6 +579,48 @@ make_dir(struct rst *r, const char *name, size_t n, struct buf *scratch,
 	return rc == SQLITE_DONE ? 0 : db_err(r);
 }
 
+/*
+ * The rank of segment ${seg}: segments are numbered in the order the log
+ * first names them, which is the order a backup wrote them, so a file
+ * whose data runs on into the next segment is read before that segment's
+ * own files and every segment is read forwards, once.  -1 on error.
+ */
+static int64_t
+segment_rank(struct rst *r, const char *seg)
+{
+	sqlite3_stmt *q;
+	int64_t rank = -1;
+	int rc;
+
+	if (r->nsegs > 0 && strcmp(seg, r->last_seg) == 0)
+		return r->last_seg_rank;
+	q = db_prep(r, "SELECT rank FROM segs WHERE uuid = ?");
+	if (q == NULL)
+		return -1;
+	sqlite3_bind_text(q, 1, seg, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		rank = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	if (rc == SQLITE_DONE) {
+		q = db_prep(r, "INSERT INTO segs(uuid, rank) VALUES (?, ?)");
+		if (q == NULL)
+			return -1;
+		sqlite3_bind_text(q, 1, seg, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, r->nsegs);
+		rc = sqlite3_step(q);
+		sqlite3_finalize(q);
+		if (rc != SQLITE_DONE)
+			return db_err(r);
+		rank = r->nsegs++;
+	} else if (rc != SQLITE_ROW) {
+		return db_err(r);
+	}
+	snprintf(r->last_seg, sizeof(r->last_seg), "%s", seg);
+	r->last_seg_rank = rank;
+	return rank;
+}
+
 static int
 queue_file(struct rst *r, const char *name, size_t n, const struct stanza *st,
     struct buf *scratch)
@@ -585,17 +630,24 @@ queue_file(struct rst *r, const char *name, size_t n, const struct stanza *st,
 	char seg[REF_SEGMENT_MAX + 1];
 	sqlite3_stmt *q;
 	const char *base;
+	int64_t rank;
 	int rc;
 
 	/* Parents now, so an entry under a symlink fails in log order. */
 	if (walk_parent(r, name, n, true, scratch, &base) < 0)
 		return -1;
 	snapshot_first_segment(st, seg);
+	if (snapshot_plan_file(r->s, st))
+		return -1;
+	rank = segment_rank(r, seg);
+	if (rank < 0)
+		return -1;
 	q = db_prep(r, "INSERT INTO files(seg, ord, path, data, size, "
-		       "checksum, mode, user, grp, mtime) "
-		       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		       "checksum, mode, user, grp, mtime, rank) "
+		       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	if (q == NULL)
 		return -1;
+	sqlite3_bind_int64(q, 11, rank);
 	sqlite3_bind_text(q, 1, seg, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(q, 2, r->ord);
 	sqlite3_bind_blob(q, 3, name, (int)n, SQLITE_STATIC);
@@ -803,7 +855,7 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
  * and directory attributes come after every writer has finished.
  */
 #define WQ_FILE_MAX ((uint64_t)1 << 20)
-#define WQ_BYTES ((size_t)16 << 20)
+#define WQ_BYTES ((size_t)4 << 20)
 #define WQ_MAX_THREADS 8
 
 struct wjob {
@@ -1299,11 +1351,13 @@ open_dest(const struct restore_opts *o)
 
 static const char SCHEMA[] =
     "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
-    "PRAGMA temp_store = FILE; PRAGMA cache_size = -16384;"
+    "PRAGMA temp_store = FILE; PRAGMA cache_size = -2048;"
     "CREATE TABLE names(path BLOB PRIMARY KEY, type INTEGER);"
     "CREATE TABLE inodes(inode TEXT PRIMARY KEY, path BLOB, type INTEGER);"
     "CREATE TABLE files(seg TEXT, ord INTEGER, path BLOB, data TEXT,"
-    " size TEXT, checksum TEXT, mode TEXT, user TEXT, grp TEXT, mtime TEXT);"
+    " size TEXT, checksum TEXT, mode TEXT, user TEXT, grp TEXT, mtime TEXT,"
+    " rank INTEGER);"
+    "CREATE TABLE segs(uuid TEXT PRIMARY KEY, rank INTEGER);"
     "CREATE TABLE links(ord INTEGER, path BLOB, target BLOB);"
     "CREATE TABLE dirs(ord INTEGER, path BLOB, mode INTEGER, uid INTEGER,"
     " gid INTEGER, mtime INTEGER, flags INTEGER);"
@@ -1350,10 +1404,12 @@ restore_snapshot(struct snapshot *s, const struct restore_opts *o)
 		goto out;
 	meta_iter_close(it);
 	it = NULL;
-	if (db_exec(&r, "COMMIT; CREATE INDEX files_seg ON files(seg, ord);"))
+	if (snapshot_plan_end(s))
+		goto out;
+	if (db_exec(&r, "COMMIT; CREATE INDEX files_rank ON files(rank, ord);"))
 		goto out;
 	q = db_prep(&r, "SELECT seg, path, data, size, checksum, mode, user, "
-			"grp, mtime FROM files ORDER BY seg, ord");
+			"grp, mtime FROM files ORDER BY rank, ord");
 	if (q == NULL)
 		goto out;
 	if (pool_start(&r, o->threads)) {

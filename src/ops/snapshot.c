@@ -6,6 +6,7 @@
 #include "snapshot.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,19 +45,77 @@ struct object {
 struct segment {
 	char uuid[REF_SEGMENT_MAX + 1];
 	bool failed;    /* could not be read: msg says why */
-	bool streaming; /* too large to cache: read per object */
+	bool streaming; /* read per object (else decoded whole in data) */
+	bool whole_tried; /* segment_load() ran: do not decode it again */
+	unsigned reopens; /* times the cursor had to go backwards */
+	int raw_fd; /* the stored file, kept so a reopen does not fetch it
+		     * again from a remote store; -1 until opened */
 	char *msg;
 	char *path;
 	struct buf data;
 	struct object *objs;
 	size_t nobjs;
 	uint64_t used; /* LRU clock */
-	/* Streaming segments keep a decoder open between fetches, so reading
-	 * their objects in increasing order decodes the segment once. */
+	/* Streaming segments keep a decoder open between fetches. */
 	bool cursor_open;
 	struct source cursor_dec;
 	struct tar_reader cursor_tr;
 	uint64_t cursor_next; /* members before this seq are consumed */
+};
+
+/*
+ * The recently read objects of streamed segments: slots in a hash table
+ * (chained through hnext) and in a list from most to least recently used
+ * (prev/next; free slots are chained through next).
+ */
+#define OCACHE_SLOTS 512
+#define OCACHE_BUCKETS 1024
+
+struct cached_object {
+	char uuid[REF_SEGMENT_MAX + 1];
+	uint64_t seq;
+	unsigned char *data;
+	size_t len;
+	char *verified; /* checksum string already verified, or NULL */
+	int hnext, prev, next;
+};
+
+struct object_cache {
+	struct cached_object slot[OCACHE_SLOTS];
+	int bucket[OCACHE_BUCKETS];
+	int head, tail, free;
+	size_t bytes;
+};
+
+/*
+ * The reads a restore announced (snapshot_plan_file): how many are left
+ * for each object, keyed by a 64-bit hash of the segment name (never 0)
+ * and the object number.  A collision of two segment hashes could only
+ * make an object be kept or dropped wrongly, never read wrongly (a spilled
+ * object records its segment's name).  Objects to be read again that
+ * leave the memory cache are spilled to an unlinked temporary file.
+ */
+struct plan_entry {
+	uint64_t segkey, seq;
+	uint32_t left;
+	uint32_t spill; /* index + 1 in spills, or 0 */
+};
+
+struct spilled {
+	char uuid[REF_SEGMENT_MAX + 1];
+	uint64_t seq, off, len;
+	char *verified; /* checksum string already verified, or NULL */
+};
+
+struct plan {
+	struct plan_entry *e; /* open addressing; segkey 0: empty */
+	size_t cap, n;
+	bool active; /* a read was planned: keep only what is read again */
+	int spill_fd; /* -1: not created (or failed: spill nothing) */
+	bool spill_failed;
+	uint64_t spill_end;
+	struct spilled *spills;
+	size_t nspills, cap_spills;
 };
 
 struct snapshot {
@@ -67,10 +126,335 @@ struct snapshot {
 	bool v011;
 	char signer[SIGCHECK_FPR_MAX + 1]; /* "" unless checked */
 	struct segment cache[SNAPSHOT_CACHE_SEGMENTS];
+	struct object_cache objects;
+	struct plan plan;
 	uint64_t clock;
 	char **touched;
 	size_t ntouched, cap_touched;
 };
+
+/* ---- planned reads ---- */
+
+static uint64_t
+plan_segkey(const char *uuid)
+{
+	uint64_t h = 1469598103934665603u;
+
+	for (const unsigned char *p = (const unsigned char *)uuid; *p; p++)
+		h = (h ^ *p) * 1099511628211u;
+	return h | 1;
+}
+
+static struct plan_entry *
+plan_slot(const struct plan *pl, uint64_t segkey, uint64_t seq)
+{
+	size_t i = (size_t)((segkey ^ (seq * 0x9e3779b97f4a7c15u)) >> 7) &
+	    (pl->cap - 1);
+
+	while (pl->e[i].segkey != 0 &&
+	    (pl->e[i].segkey != segkey || pl->e[i].seq != seq))
+		i = (i + 1) & (pl->cap - 1);
+	return &pl->e[i];
+}
+
+/* Rebuild the table with ${cap} slots, keeping entries with at least
+ * ${min_left} reads left.  0 or -1. */
+static int
+plan_rehash(struct plan *pl, size_t cap, uint32_t min_left)
+{
+	struct plan_entry *old = pl->e;
+	size_t old_cap = pl->cap;
+
+	pl->e = calloc(cap, sizeof(*pl->e));
+	if (pl->e == NULL) {
+		pl->e = old;
+		err_set("out of memory");
+		return -1;
+	}
+	pl->cap = cap;
+	pl->n = 0;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].segkey != 0 && old[i].left >= min_left) {
+			*plan_slot(pl, old[i].segkey, old[i].seq) = old[i];
+			pl->n++;
+		}
+	free(old);
+	return 0;
+}
+
+static int
+plan_add(struct plan *pl, const char *uuid, uint64_t seq)
+{
+	uint64_t key = plan_segkey(uuid);
+	struct plan_entry *e;
+
+	/* At most 3/4 full: 24 bytes a slot, for every object of a tree. */
+	if (4 * (pl->n + 1) > 3 * pl->cap &&
+	    plan_rehash(pl, pl->cap ? pl->cap * 2 : 4096, 0))
+		return -1;
+	e = plan_slot(pl, key, seq);
+	if (e->segkey == 0) {
+		e->segkey = key;
+		e->seq = seq;
+		pl->n++;
+	}
+	if (e->left < UINT32_MAX)
+		e->left++;
+	pl->active = true;
+	return 0;
+}
+
+static struct plan_entry *
+plan_find(const struct plan *pl, const char *uuid, uint64_t seq)
+{
+	struct plan_entry *e;
+
+	if (pl->n == 0)
+		return NULL;
+	e = plan_slot(pl, plan_segkey(uuid), seq);
+	return e->segkey != 0 ? e : NULL;
+}
+
+/* Count one read of object ${seq} of ${uuid}: whether to keep it after
+ * this read (with no plan, every object may be read again). */
+static bool
+plan_take(struct plan *pl, const char *uuid, uint64_t seq)
+{
+	struct plan_entry *e;
+
+	if (!pl->active)
+		return true;
+	e = plan_find(pl, uuid, seq);
+	if (e == NULL)
+		return false;
+	if (e->left > 0)
+		e->left--;
+	return e->left > 0;
+}
+
+int
+snapshot_plan_file(struct snapshot *s, const struct stanza *st)
+{
+	size_t n, pos = 0;
+	const char *v = stanza_get(st, "data", &n);
+
+	while (v != NULL && pos < n) {
+		size_t start;
+		struct ref r;
+
+		while (pos < n && (v[pos] == ' ' || v[pos] == '\t' ||
+				      v[pos] == '\n' || v[pos] == '\r'))
+			pos++;
+		start = pos;
+		while (pos < n && v[pos] != ' ' && v[pos] != '\t' &&
+		    v[pos] != '\n' && v[pos] != '\r')
+			pos++;
+		/* Indirect lists and bad references are left to the read. */
+		if (pos == start || v[start] == '@' ||
+		    ref_parse(v + start, pos - start, &r) != 0 ||
+		    r.kind != REF_OBJECT)
+			continue;
+		if (plan_add(&s->plan, r.segment, r.seq))
+			return -1;
+	}
+	return 0;
+}
+
+int
+snapshot_plan_end(struct snapshot *s)
+{
+	struct plan *pl = &s->plan;
+	size_t cap = 4096, kept = 0;
+
+	/* An object read once is never kept: only the others need a slot. */
+	for (size_t i = 0; i < pl->cap; i++)
+		if (pl->e[i].segkey != 0 && pl->e[i].left >= 2 &&
+		    4 * (++kept) > 3 * cap)
+			cap *= 2;
+	return pl->cap ? plan_rehash(pl, cap, 2) : 0;
+}
+
+/* Write object ${data} to the spill file for its later reads.  Failing
+ * (a full disk) only means it will be decoded again. */
+static void
+spill_put(struct plan *pl, struct plan_entry *e, const char *uuid,
+    uint64_t seq, const unsigned char *data, size_t len, const char *verified)
+{
+	struct spilled *sp;
+	size_t done = 0;
+
+	if (pl->spill_failed)
+		return;
+	if (pl->spill_fd < 0) {
+		pl->spill_fd = fileio_anon_temp();
+		if (pl->spill_fd < 0) {
+			pl->spill_failed = true;
+			return;
+		}
+	}
+	if (pl->nspills == pl->cap_spills) {
+		size_t ncap = pl->cap_spills ? pl->cap_spills * 2 : 64;
+		struct spilled *nv = realloc(pl->spills, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return;
+		pl->spills = nv;
+		pl->cap_spills = ncap;
+	}
+	while (done < len) {
+		ssize_t w = pwrite(pl->spill_fd, data + done, len - done,
+		    (off_t)(pl->spill_end + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			(void)ftruncate(pl->spill_fd, (off_t)pl->spill_end);
+			return;
+		}
+		done += (size_t)w;
+	}
+	sp = &pl->spills[pl->nspills++];
+	snprintf(sp->uuid, sizeof(sp->uuid), "%s", uuid);
+	sp->seq = seq;
+	sp->off = pl->spill_end;
+	sp->len = len;
+	sp->verified = verified ? strdup(verified) : NULL;
+	pl->spill_end += len;
+	e->spill = (uint32_t)pl->nspills;
+}
+
+/* ---- recently read objects ---- */
+
+static void
+object_cache_init(struct object_cache *oc)
+{
+	for (int i = 0; i < OCACHE_BUCKETS; i++)
+		oc->bucket[i] = -1;
+	for (int i = 0; i < OCACHE_SLOTS; i++)
+		oc->slot[i].next = i + 1 < OCACHE_SLOTS ? i + 1 : -1;
+	oc->free = 0;
+	oc->head = oc->tail = -1;
+	oc->bytes = 0;
+}
+
+static unsigned
+object_cache_hash(const char *uuid, uint64_t seq)
+{
+	uint64_t h = plan_segkey(uuid) ^ (seq * 0x9e3779b97f4a7c15u);
+
+	return (unsigned)((h ^ (h >> 29)) % OCACHE_BUCKETS);
+}
+
+static void
+object_cache_unlink(struct object_cache *oc, int i)
+{
+	struct cached_object *c = &oc->slot[i];
+
+	if (c->prev >= 0)
+		oc->slot[c->prev].next = c->next;
+	else
+		oc->head = c->next;
+	if (c->next >= 0)
+		oc->slot[c->next].prev = c->prev;
+	else
+		oc->tail = c->prev;
+}
+
+static void
+object_cache_push(struct object_cache *oc, int i)
+{
+	struct cached_object *c = &oc->slot[i];
+
+	c->prev = -1;
+	c->next = oc->head;
+	if (oc->head >= 0)
+		oc->slot[oc->head].prev = i;
+	else
+		oc->tail = i;
+	oc->head = i;
+}
+
+/* Object ${seq} of segment ${uuid}, made the most recently used; or NULL. */
+static struct cached_object *
+object_cache_find(struct object_cache *oc, const char *uuid, uint64_t seq)
+{
+	for (int i = oc->bucket[object_cache_hash(uuid, seq)]; i >= 0;
+	     i = oc->slot[i].hnext) {
+		struct cached_object *c = &oc->slot[i];
+
+		if (c->seq == seq && strcmp(c->uuid, uuid) == 0) {
+			if (oc->head != i) {
+				object_cache_unlink(oc, i);
+				object_cache_push(oc, i);
+			}
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Drop the object in slot ${i}; spill it first if planned reads are left
+ * and ${spill}. */
+static void
+object_cache_remove(struct snapshot *s, int i, bool spill)
+{
+	struct object_cache *oc = &s->objects;
+	struct cached_object *c = &oc->slot[i];
+	int *link = &oc->bucket[object_cache_hash(c->uuid, c->seq)];
+	struct plan_entry *e;
+
+	if (spill && (e = plan_find(&s->plan, c->uuid, c->seq)) != NULL &&
+	    e->left > 0 && e->spill == 0)
+		spill_put(&s->plan, e, c->uuid, c->seq, c->data, c->len,
+		    c->verified);
+	while (*link != i)
+		link = &oc->slot[*link].hnext;
+	*link = c->hnext;
+	object_cache_unlink(oc, i);
+	oc->bytes -= c->len;
+	free(c->data);
+	free(c->verified);
+	c->data = NULL;
+	c->verified = NULL;
+	c->next = oc->free;
+	oc->free = i;
+}
+
+/* Keep ${data} (malloc'd, ${len} bytes; taken over) as object ${seq} of
+ * ${uuid}, which is not in the cache. */
+static struct cached_object *
+object_cache_add(struct snapshot *s, const char *uuid, uint64_t seq,
+    unsigned char *data, size_t len)
+{
+	struct object_cache *oc = &s->objects;
+	struct cached_object *c;
+	unsigned b = object_cache_hash(uuid, seq);
+	int i;
+
+	while (oc->tail >= 0 &&
+	    (oc->free < 0 || oc->bytes + len > SNAPSHOT_OBJECT_CACHE_BYTES))
+		object_cache_remove(s, oc->tail, true);
+	i = oc->free;
+	c = &oc->slot[i];
+	oc->free = c->next;
+	snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
+	c->seq = seq;
+	c->data = data;
+	c->len = len;
+	c->verified = NULL;
+	c->hnext = oc->bucket[b];
+	oc->bucket[b] = i;
+	object_cache_push(oc, i);
+	oc->bytes += len;
+	return c;
+}
+
+static void
+object_cache_clear(struct snapshot *s)
+{
+	while (s->objects.tail >= 0)
+		object_cache_remove(s, s->objects.tail, false);
+}
 
 /* ---- locating files ---- */
 
@@ -379,14 +763,18 @@ snapshot_open_verified(struct store *st, const char *name,
 		return -1;
 	}
 	s->st = st;
+	object_cache_init(&s->objects);
+	s->plan.spill_fd = -1;
 	s->name = strdup(name);
 	if (s->name == NULL) {
 		free(s);
 		err_set("out of memory");
 		return -1;
 	}
-	for (size_t i = 0; i < SNAPSHOT_CACHE_SEGMENTS; i++)
+	for (size_t i = 0; i < SNAPSHOT_CACHE_SEGMENTS; i++) {
 		buf_init(&s->cache[i].data, SNAPSHOT_CACHE_SEGMENT_MAX);
+		s->cache[i].raw_fd = -1;
+	}
 	r = snapshot_find_descriptor(st, name, &s->desc_path);
 	if (r > 0)
 		err_set("no snapshot named '%s'", name);
@@ -443,7 +831,11 @@ segment_drop(struct segment *g)
 	g->msg = NULL;
 	g->path = NULL;
 	g->uuid[0] = '\0';
-	g->failed = g->streaming = false;
+	g->failed = g->streaming = g->whole_tried = false;
+	g->reopens = 0;
+	if (g->raw_fd >= 0)
+		close(g->raw_fd);
+	g->raw_fd = -1;
 	if (g->cursor_open) {
 		source_close(&g->cursor_dec);
 		g->cursor_open = false;
@@ -461,6 +853,13 @@ snapshot_close(struct snapshot *s)
 		segment_drop(&s->cache[i]);
 		buf_release(&s->cache[i].data);
 	}
+	object_cache_clear(s);
+	free(s->plan.e);
+	for (size_t i = 0; i < s->plan.nspills; i++)
+		free(s->plan.spills[i].verified);
+	free(s->plan.spills);
+	if (s->plan.spill_fd >= 0)
+		close(s->plan.spill_fd);
 	snapshot_names_free(s->touched, s->ntouched);
 	descriptor_release(&s->desc);
 	free(s->desc_path);
@@ -557,21 +956,57 @@ cmp_obj(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Start decoding segment ${g} from its beginning. */
 static int
-open_segment(struct snapshot *s, const char *path, struct source *dec)
+open_segment(struct snapshot *s, struct segment *g, struct source *dec)
 {
 	struct source raw;
-	int fd, r = store_open_read(s->st, path, &fd);
+	int fd;
 
-	if (r > 0)
-		err_set("%s vanished", path);
-	if (r)
+	if (g->raw_fd < 0) {
+		int r = store_open_read(s->st, g->path, &g->raw_fd);
+
+		if (r > 0)
+			err_set("%s vanished", g->path);
+		if (r)
+			return -1;
+	}
+	/* Every store hands out a regular file (remote ones download to
+	 * an unlinked temporary file), so it can be read again. */
+	fd = fcntl(g->raw_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0 || lseek(fd, 0, SEEK_SET) != 0) {
+		err_set("%s: %s", g->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
 	source_from_fd(&raw, fd);
-	return codec_open_decoder(path, &raw, CODEC_SEGMENT_MAX, dec);
+	return codec_open_decoder(g->path, &raw, CODEC_SEGMENT_MAX, dec);
 }
 
-/* Decode segment ${g->uuid} into memory, or mark it streaming/failed. */
+static void
+segment_failed(struct segment *g)
+{
+	g->failed = true;
+	g->msg = strdup(err_msg());
+}
+
+/* Find the file of segment ${g->uuid}, to be read by streaming. */
+static void
+segment_locate(struct snapshot *s, struct segment *g)
+{
+	int r = snapshot_find_segment(s->st, g->uuid, &g->path);
+
+	if (r > 0)
+		err_set("segment file not found in the store");
+	if (r)
+		segment_failed(g);
+	else
+		g->streaming = true;
+}
+
+/* Decode located segment ${g} into memory; it stays streaming when too
+ * large, or is marked failed. */
 static void
 segment_load(struct snapshot *s, struct segment *g)
 {
@@ -581,12 +1016,9 @@ segment_load(struct snapshot *s, struct segment *g)
 	size_t cap = 0;
 	int r;
 
-	r = snapshot_find_segment(s->st, g->uuid, &g->path);
-	if (r > 0)
-		err_set("segment file not found in the store");
-	if (r)
-		goto failed;
-	if (open_segment(s, g->path, &dec))
+	g->whole_tried = true;
+	g->streaming = false;
+	if (open_segment(s, g, &dec))
 		goto failed;
 	tar_reader_init(&tr, &dec, CODEC_SEGMENT_MAX);
 	while ((r = tar_next(&tr, &m)) == 1) {
@@ -647,8 +1079,7 @@ segment_load(struct snapshot *s, struct segment *g)
 		qsort(g->objs, g->nobjs, sizeof(*g->objs), cmp_obj);
 	return;
 failed:
-	g->failed = true;
-	g->msg = strdup(err_msg());
+	segment_failed(g);
 }
 
 /* The cache entry of segment ${uuid}, loading it on a miss. */
@@ -670,7 +1101,7 @@ segment_get(struct snapshot *s, const char *uuid)
 	segment_drop(victim);
 	strcpy(victim->uuid, uuid);
 	victim->used = ++s->clock;
-	segment_load(s, victim);
+	segment_locate(s, victim);
 	return victim;
 }
 
@@ -704,84 +1135,267 @@ check_sum(const struct ref *r, const char *got)
 }
 
 /*
- * Fetch from a segment too large to cache: read forward to the member
- * with the segment's open cursor, reopening only to go backwards.
+ * Deliver the range ${r} selects of object ${data} (${olen} bytes) after
+ * checking its checksum, unless ${*verified} says it was already checked
+ * against the same string (a chunk shared by many files is hashed once).
+ */
+static int
+deliver(struct snapshot *s, const struct ref *r, const unsigned char *data,
+    size_t olen, char **verified, snapshot_sink sink, void *arg)
+{
+	uint64_t off, len;
+
+	if (r->checksum[0] &&
+	    (*verified == NULL || strcmp(*verified, r->checksum) != 0)) {
+		enum hash_alg alg;
+		char got[HASH_STR_MAX];
+
+		if (hash_parse(r->checksum, &alg) ||
+		    hash_buffer(alg, data, olen, got) || check_sum(r, got))
+			return -1;
+		free(*verified);
+		*verified = strdup(r->checksum); /* NULL: check next time */
+	}
+	if (ref_resolve(r, olen, s->v011, &off, &len))
+		return -1;
+	if (len == 0)
+		return 0;
+	return sink(arg, data + off, (size_t)len);
+}
+
+/* Fetch from a segment decoded whole into memory. */
+static int
+fetch_whole(struct snapshot *s, struct segment *g, const struct ref *r,
+    snapshot_sink sink, void *arg)
+{
+	struct object *o = find_object(g, r->seq);
+
+	if (o == NULL) {
+		err_set("object %s/%08" PRIx64 " not found in its segment",
+		    r->segment, r->seq);
+		return -1;
+	}
+	return deliver(s, r, (const unsigned char *)g->data.data + o->off,
+	    o->len, &o->verified, sink, arg);
+}
+
+/* Stream the member ${m} the cursor is at to ${sink}, hashing as it goes:
+ * for objects too large to hold in memory. */
+static int
+stream_member(struct snapshot *s, struct segment *g, const struct ref *r,
+    const struct tar_member *m, snapshot_sink sink, void *arg)
+{
+	struct hash h;
+	enum hash_alg alg;
+	bool hashing = r->checksum[0] != '\0';
+	uint64_t off, len, pos = 0;
+	char got[HASH_STR_MAX];
+	int rc = 0;
+
+	if ((hashing && hash_parse(r->checksum, &alg)) ||
+	    ref_resolve(r, m->size, s->v011, &off, &len) ||
+	    (hashing && hash_init(&h, alg)))
+		return -1;
+	for (;;) {
+		unsigned char tmp[65536];
+		ssize_t n = tar_read(&g->cursor_tr, tmp, sizeof(tmp));
+		uint64_t a, b;
+
+		if (n <= 0) {
+			rc = (int)n;
+			break;
+		}
+		if (hashing)
+			hash_update(&h, tmp, (size_t)n);
+		/* Deliver the overlap of [pos, pos+n) and the range. */
+		a = pos > off ? pos : off;
+		b = pos + (uint64_t)n < off + len ? pos + (uint64_t)n : off + len;
+		if (a < b && sink(arg, tmp + (a - pos), (size_t)(b - a))) {
+			rc = -1;
+			break;
+		}
+		pos += (uint64_t)n;
+	}
+	if (hashing) {
+		if (rc < 0) {
+			hash_abort(&h);
+			return -1;
+		}
+		if (hash_final(&h, got) || check_sum(r, got))
+			return -1;
+	}
+	return rc;
+}
+
+/* Deliver from object ${sp} in the spill file: only the range, when the
+ * reference's checksum was verified when the object was spilled. */
+static int
+fetch_spilled(struct snapshot *s, struct spilled *sp, const struct ref *r,
+    snapshot_sink sink, void *arg)
+{
+	unsigned char *data;
+	uint64_t off, len;
+	int rc = -1;
+
+	if (r->checksum[0] &&
+	    (sp->verified == NULL || strcmp(sp->verified, r->checksum) != 0)) {
+		/* Read it whole to check it. */
+		data = malloc(sp->len ? (size_t)sp->len : 1);
+		if (data == NULL) {
+			err_set("out of memory");
+			return -1;
+		}
+		if (fileio_pread_full(s->plan.spill_fd, data, (size_t)sp->len,
+			(off_t)sp->off) != (ssize_t)sp->len)
+			err_set("reading the spill file: %s", strerror(errno));
+		else
+			rc = deliver(s, r, data, (size_t)sp->len,
+			    &sp->verified, sink, arg);
+		free(data);
+		return rc;
+	}
+	if (ref_resolve(r, sp->len, s->v011, &off, &len))
+		return -1;
+	data = malloc(len < 65536 ? (len ? (size_t)len : 1) : 65536);
+	if (data == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	rc = 0;
+	while (len > 0 && rc == 0) {
+		size_t n = len < 65536 ? (size_t)len : 65536;
+
+		if (fileio_pread_full(s->plan.spill_fd, data, n,
+			(off_t)(sp->off + off)) != (ssize_t)n) {
+			err_set("reading the spill file: %s", strerror(errno));
+			rc = -1;
+		} else {
+			rc = sink(arg, data, n);
+		}
+		off += n;
+		len -= n;
+	}
+	free(data);
+	return rc;
+}
+
+/*
+ * Fetch from a streamed segment: from the recent objects, else by reading
+ * forward to the member with the segment's open cursor, reopening only to
+ * go backwards (and decoding the segment whole once that happens often).
  */
 static int
 fetch_streaming(struct snapshot *s, struct segment *g, const struct ref *r,
     snapshot_sink sink, void *arg)
 {
+	struct cached_object *c;
 	struct tar_member m;
-	struct hash h;
-	enum hash_alg alg;
-	bool hashing = r->checksum[0] != '\0';
+	unsigned char *data;
+	struct plan_entry *e = plan_find(&s->plan, g->uuid, r->seq);
+	bool keep = plan_take(&s->plan, g->uuid, r->seq);
 	int rc;
 
-	if (hashing && hash_parse(r->checksum, &alg))
-		return -1;
+	c = object_cache_find(&s->objects, g->uuid, r->seq);
+	if (c != NULL) {
+		rc = deliver(s, r, c->data, c->len, &c->verified, sink, arg);
+		if (!keep)
+			object_cache_remove(s, (int)(c - s->objects.slot),
+			    false);
+		return rc;
+	}
+	if (e != NULL && e->spill != 0) {
+		struct spilled *sp = &s->plan.spills[e->spill - 1];
+
+		if (sp->seq == r->seq && strcmp(sp->uuid, g->uuid) == 0) {
+			rc = fetch_spilled(s, sp, r, sink, arg);
+			if (!keep) /* its last read: give the space back */
+				(void)fallocate(s->plan.spill_fd,
+				    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				    (off_t)sp->off, (off_t)sp->len);
+			return rc;
+		}
+	}
 	if (g->cursor_open && r->seq < g->cursor_next) {
 		source_close(&g->cursor_dec);
 		g->cursor_open = false;
+		if (++g->reopens > SNAPSHOT_REOPEN_LIMIT && !g->whole_tried) {
+			segment_load(s, g);
+			if (g->failed) {
+				err_set("%s", g->msg ? g->msg : "unreadable");
+				return -1;
+			}
+			if (!g->streaming)
+				return fetch_whole(s, g, r, sink, arg);
+		}
 	}
 	if (!g->cursor_open) {
-		if (open_segment(s, g->path, &g->cursor_dec))
+		if (open_segment(s, g, &g->cursor_dec))
 			return -1;
 		tar_reader_init(&g->cursor_tr, &g->cursor_dec, CODEC_SEGMENT_MAX);
 		g->cursor_open = true;
 		g->cursor_next = 0;
 	}
 	while ((rc = tar_next(&g->cursor_tr, &m)) == 1) {
-		uint64_t seq, off, len, pos = 0;
-		char got[HASH_STR_MAX];
+		uint64_t seq;
 
 		if ((m.type != '0' && m.type != '7') ||
 		    member_seq(m.name, g->uuid, &seq))
 			continue;
 		g->cursor_next = seq + 1;
-		if (seq != r->seq)
-			continue;
-		if (ref_resolve(r, m.size, s->v011, &off, &len)) {
-			rc = -1;
-			break;
-		}
-		if (hashing && hash_init(&h, alg)) {
-			rc = -1;
-			break;
-		}
-		for (;;) {
-			unsigned char tmp[65536];
-			ssize_t n = tar_read(&g->cursor_tr, tmp, sizeof(tmp));
-			uint64_t a, b;
+		if (seq != r->seq) {
+			/* Passing an object to be read later: keep it. */
+			struct plan_entry *later;
 
-			if (n <= 0) {
-				rc = (int)n;
-				break;
+			if (m.size <= SNAPSHOT_OBJECT_CACHE_MAX &&
+			    (later = plan_find(&s->plan, g->uuid, seq)) !=
+				NULL &&
+			    later->left > 0 && later->spill == 0 &&
+			    object_cache_find(&s->objects, g->uuid, seq) ==
+				NULL) {
+				data = malloc(m.size ? (size_t)m.size : 1);
+				if (data == NULL) {
+					err_set("out of memory");
+					break;
+				}
+				if (m.size > 0 &&
+				    tar_read(&g->cursor_tr, data,
+					(size_t)m.size) != (ssize_t)m.size) {
+					free(data);
+					break;
+				}
+				object_cache_add(s, g->uuid, seq, data,
+				    (size_t)m.size);
 			}
-			if (hashing)
-				hash_update(&h, tmp, (size_t)n);
-			/* Deliver the overlap of [pos, pos+n) and the range. */
-			a = pos > off ? pos : off;
-			b = pos + (uint64_t)n < off + len ? pos + (uint64_t)n :
-							   off + len;
-			if (a < b && sink(arg, tmp + (a - pos), (size_t)(b - a))) {
-				rc = -1;
-				break;
-			}
-			pos += (uint64_t)n;
+			continue;
 		}
-		if (hashing) {
-			if (rc < 0) {
-				hash_abort(&h);
+		if (m.size > SNAPSHOT_OBJECT_CACHE_MAX) {
+			if (stream_member(s, g, r, &m, sink, arg))
 				break;
-			}
-			if (hash_final(&h, got) || check_sum(r, got)) {
-				rc = -1;
-				break;
-			}
+			return 0;
 		}
-		if (rc < 0)
+		data = malloc(m.size ? (size_t)m.size : 1);
+		if (data == NULL) {
+			err_set("out of memory");
 			break;
-		return 0;
+		}
+		if (m.size > 0 &&
+		    tar_read(&g->cursor_tr, data, (size_t)m.size) !=
+			(ssize_t)m.size) {
+			free(data);
+			break;
+		}
+		if (!keep) {
+			char *verified = NULL;
+
+			rc = deliver(s, r, data, (size_t)m.size, &verified, sink,
+			    arg);
+			free(verified);
+			free(data);
+			return rc;
+		}
+		c = object_cache_add(s, g->uuid, seq, data,
+		    (size_t)m.size);
+		return deliver(s, r, c->data, c->len, &c->verified, sink, arg);
 	}
 	if (rc == 0)
 		err_set("object %s/%08" PRIx64 " not found in its segment",
@@ -797,8 +1411,6 @@ fetch_object(struct snapshot *s, const struct ref *r, snapshot_sink sink,
     void *arg)
 {
 	struct segment *g;
-	struct object *o;
-	uint64_t off, len;
 
 	if (touch(s, r->segment))
 		return -1;
@@ -809,29 +1421,8 @@ fetch_object(struct snapshot *s, const struct ref *r, snapshot_sink sink,
 	}
 	if (g->streaming)
 		return fetch_streaming(s, g, r, sink, arg);
-	o = find_object(g, r->seq);
-	if (o == NULL) {
-		err_set("object %s/%08" PRIx64 " not found in its segment",
-		    r->segment, r->seq);
-		return -1;
-	}
-	if (r->checksum[0] &&
-	    (o->verified == NULL || strcmp(o->verified, r->checksum) != 0)) {
-		enum hash_alg alg;
-		char got[HASH_STR_MAX];
-
-		if (hash_parse(r->checksum, &alg) ||
-		    hash_buffer(alg, g->data.data + o->off, o->len, got) ||
-		    check_sum(r, got))
-			return -1;
-		free(o->verified);
-		o->verified = strdup(r->checksum);
-	}
-	if (ref_resolve(r, o->len, s->v011, &off, &len))
-		return -1;
-	if (len == 0)
-		return 0;
-	return sink(arg, g->data.data + o->off + off, (size_t)len);
+	plan_take(&s->plan, g->uuid, r->seq);
+	return fetch_whole(s, g, r, sink, arg);
 }
 
 int

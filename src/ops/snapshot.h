@@ -22,14 +22,23 @@ struct snapshot;
 struct meta_iter;
 struct sigcheck;
 
-/* Segments decoded into memory at most this large are cached (64 MiB);
- * larger ones are read by streaming for each object. */
-#define SNAPSHOT_CACHE_SEGMENT_MAX ((size_t)64 << 20)
-/* How many decoded segments the cache keeps: a restore reads the metadata
- * log's segment and the data segments in order, so three hold the log,
- * the current data segment and the previous one; each entry keeps its
- * buffer (up to SNAPSHOT_CACHE_SEGMENT_MAX), so this bounds peak memory. */
+/*
+ * Segments are read by streaming: each of the SNAPSHOT_CACHE_SEGMENTS
+ * entries keeps a decoder positioned after the last object it read, so
+ * reading a segment's objects in increasing order decodes it once and
+ * holds one object at a time.  Going backwards reopens the segment; a
+ * segment reopened more than SNAPSHOT_REOPEN_LIMIT times is decoded whole
+ * into memory instead, when it is at most SNAPSHOT_CACHE_SEGMENT_MAX.
+ */
 #define SNAPSHOT_CACHE_SEGMENTS 3
+#define SNAPSHOT_REOPEN_LIMIT 8
+#define SNAPSHOT_CACHE_SEGMENT_MAX ((size_t)64 << 20)
+/* Objects read by streaming, up to SNAPSHOT_OBJECT_CACHE_MAX each, are
+ * kept (least recently used out first, SNAPSHOT_OBJECT_CACHE_BYTES in
+ * all), so an object read again soon (a chunk several files share, two
+ * ranges of one object) is not decoded again. */
+#define SNAPSHOT_OBJECT_CACHE_BYTES ((size_t)4 << 20)
+#define SNAPSHOT_OBJECT_CACHE_MAX ((size_t)1024 << 10)
 /* Include depth of the metadata log and of v0.2 indirect data lists. */
 #define SNAPSHOT_MAX_DEPTH 32
 
@@ -110,6 +119,16 @@ void meta_iter_close(struct meta_iter *it);
  */
 int snapshot_read_file(struct snapshot *s, const struct stanza *st,
     snapshot_sink sink, void *arg, char failed_segment[REF_SEGMENT_MAX + 1]);
+/*
+ * Announce that the regular file described by ${st} will be read (its
+ * direct references are counted; "@" lists are not).  Once a read is
+ * planned, an object read by streaming is kept in memory only while
+ * planned reads of it are left, so the chunks many files share and the
+ * blocks their slices point into are decoded once.  0 or -1.
+ */
+int snapshot_plan_file(struct snapshot *s, const struct stanza *st);
+/* Every read is planned: forget the objects read only once.  0 or -1. */
+int snapshot_plan_end(struct snapshot *s);
 /* The segment of the first object ${st}'s data refers to (for ordering
  * a restore by segment); "" when the file has no object data. */
 void snapshot_first_segment(const struct stanza *st,

@@ -668,32 +668,6 @@ store_put(struct store *st, const char *name, const void *p, size_t n,
 
 /* ---- reading ---- */
 
-static int
-temp_fd(void)
-{
-	const char *tmpdir = getenv("TMPDIR");
-	char *path;
-	int fd;
-
-	if (tmpdir == NULL || tmpdir[0] == '\0')
-		tmpdir = "/tmp";
-	fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	/* Filesystems without O_TMPFILE: create and unlink at once. */
-	if (asprintf(&path, "%s/cumulus-get.XXXXXX", tmpdir) < 0) {
-		err_set("out of memory");
-		return -1;
-	}
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd < 0)
-		err_setp("cannot create a temporary file in '%s'", tmpdir);
-	else
-		unlink(path);
-	free(path);
-	return fd;
-}
-
 int
 store_open_read(struct store *st, const char *name, int *fd)
 {
@@ -709,7 +683,7 @@ store_open_read(struct store *st, const char *name, int *fd)
 		return -1;
 	}
 	/* Download into an unlinked temp file: the caller reads a file. */
-	tfd = temp_fd();
+	tfd = fileio_anon_temp();
 	if (tfd < 0)
 		return -1;
 	r = st->ops->get(st->impl, name, tfd);

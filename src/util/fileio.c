@@ -364,3 +364,29 @@ fileio_mkdir_p(const char *path, unsigned mode)
 	free(p);
 	return rc;
 }
+
+int
+fileio_anon_temp(void)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	char *path;
+	int fd;
+
+	if (tmpdir == NULL || tmpdir[0] == '\0')
+		tmpdir = "/tmp";
+	fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* Filesystems without O_TMPFILE: create and unlink at once. */
+	if (asprintf(&path, "%s/cumulus-tmp.XXXXXX", tmpdir) < 0) {
+		err_set("out of memory");
+		return -1;
+	}
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		err_setp("cannot create a temporary file in '%s'", tmpdir);
+	else
+		unlink(path);
+	free(path);
+	return fd;
+}

@@ -40,6 +40,10 @@ struct fileio_tmp {
 	char *name;
 };
 
+/* An unlinked temporary file in $TMPDIR (else /tmp), open for reading
+ * and writing: a descriptor, or -1. */
+int fileio_anon_temp(void);
+
 /* Create a temp file for ${name} in ${dir}.  0 or -1. */
 int fileio_tmp_open(struct fileio_tmp *t, const char *dir, const char *name);
 /*
