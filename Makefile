@@ -5,7 +5,9 @@ PREFIX ?= /usr/local
 VERSION := 0.1.0
 PKGS := sqlite3 libcrypto uuid libzstd zlib liblzma libcurl libssh2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lbz2 -lpthread
+# libcurl: headers only; store_s3.c loads it when an S3 store is opened.
+PKG_LIBS := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null) \
+	-lbz2 -lpthread -ldl
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
 	-Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2 \

@@ -16,6 +16,10 @@
  * multipart, the MD5 of the part MD5s, checked with a HEAD).  Downloads
  * are checked against Content-Length and a plain ETag.
  *
+ * libcurl is loaded (dlopen) when the first S3 store is opened, not
+ * linked: with its dependencies (GnuTLS, Kerberos, LDAP, ...) it added
+ * 4 MiB to the resident size of every command, S3 or not.
+ *
  * Credentials go to curl through CURLOPT_USERNAME/PASSWORD and a header;
  * they never appear in URLs or error messages.
  */
@@ -30,7 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The calls go through the table below, not curl's checking macros. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <openssl/evp.h>
 
 #include "buf.h"
@@ -87,12 +94,58 @@ struct req {
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
+static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+static char curl_load_error[256];
+
+/* The libcurl functions used, from curl.h's prototypes. */
+static struct {
+	CURLcode (*global_init)(long);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	void (*easy_cleanup)(CURL *);
+	void (*easy_reset)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+} lc;
 
 static void
 curl_init(void)
 {
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	static const char *const names[] = { "curl_global_init",
+		"curl_easy_init", "curl_easy_setopt", "curl_easy_perform",
+		"curl_easy_getinfo", "curl_easy_cleanup", "curl_easy_reset",
+		"curl_easy_strerror", "curl_slist_append",
+		"curl_slist_free_all" };
+	void *slots[] = { &lc.global_init, &lc.easy_init, &lc.easy_setopt,
+		&lc.easy_perform, &lc.easy_getinfo, &lc.easy_cleanup,
+		&lc.easy_reset, &lc.easy_strerror, &lc.slist_append,
+		&lc.slist_free_all };
+	/* The soname libcurl has kept since 7.16 (2006). */
+	void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+
+	if (h == NULL) {
+		snprintf(curl_load_error, sizeof(curl_load_error), "%s",
+		    dlerror());
+		return;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		void *f = dlsym(h, names[i]);
+
+		if (f == NULL) {
+			snprintf(curl_load_error, sizeof(curl_load_error),
+			    "%s", dlerror());
+			return;
+		}
+		/* POSIX: a function's address survives the void *. */
+		memcpy(slots[i], &f, sizeof(f));
+	}
+	curl_init_rc = lc.global_init(CURL_GLOBAL_DEFAULT);
+	if (curl_init_rc != CURLE_OK)
+		snprintf(curl_load_error, sizeof(curl_load_error),
+		    "curl_global_init failed");
 }
 
 /* ---- small helpers ---- */
@@ -344,7 +397,7 @@ write_cb2(char *p, size_t size, size_t nmemb, void *arg)
 	struct wctx *w = arg;
 
 	if (w->r->status == 0)
-		curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->r->status);
+		lc.easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->r->status);
 	return write_cb(p, size, nmemb, w->r);
 }
 
@@ -360,9 +413,9 @@ get_handle(struct s3 *s)
 		h = s->pool[--s->npool];
 	pthread_mutex_unlock(&s->mu);
 	if (h == NULL)
-		h = curl_easy_init();
+		h = lc.easy_init();
 	else
-		curl_easy_reset(h);
+		lc.easy_reset(h);
 	return h;
 }
 
@@ -377,7 +430,7 @@ put_handle(struct s3 *s, CURL *h)
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (h)
-		curl_easy_cleanup(h);
+		lc.easy_cleanup(h);
 }
 
 static bool
@@ -503,64 +556,64 @@ perform(struct s3 *s, struct req *r)
 			}
 		}
 		snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", r->sha256);
-		h = curl_slist_append(h, hdr);
+		h = lc.slist_append(h, hdr);
 		if (r->md5_b64[0]) {
 			snprintf(hdr, sizeof(hdr), "Content-MD5: %s", r->md5_b64);
-			h = curl_slist_append(h, hdr);
+			h = lc.slist_append(h, hdr);
 		}
 		if (s->token) {
 			char *t;
 
 			if (asprintf(&t, "x-amz-security-token: %s", s->token) >= 0) {
-				h = curl_slist_append(h, t);
+				h = lc.slist_append(h, t);
 				free(t);
 			}
 		}
 		if (r->extra)
-			h = curl_slist_append(h, r->extra);
+			h = lc.slist_append(h, r->extra);
 		/* No "Expect:" override here: curl 7.88 would sign the empty
 		 * header it then leaves out, and the signature fails. */
 		errbuf[0] = '\0';
-		curl_easy_setopt(c, CURLOPT_URL, url.data);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-		curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
-		curl_easy_setopt(c, CURLOPT_USERNAME, s->key_id);
-		curl_easy_setopt(c, CURLOPT_PASSWORD, s->secret);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, s->stall);
-		curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-		curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb2);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &wc);
-		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+		lc.easy_setopt(c, CURLOPT_URL, url.data);
+		lc.easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		lc.easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
+		lc.easy_setopt(c, CURLOPT_USERNAME, s->key_id);
+		lc.easy_setopt(c, CURLOPT_PASSWORD, s->secret);
+		lc.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		lc.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+		lc.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+		lc.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		lc.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, s->stall);
+		lc.easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+		lc.easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+		lc.easy_setopt(c, CURLOPT_HEADERDATA, r);
+		lc.easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb2);
+		lc.easy_setopt(c, CURLOPT_WRITEDATA, &wc);
+		lc.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 		if (getenv("CUMULUS_S3_DEBUG"))
-			curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
+			lc.easy_setopt(c, CURLOPT_VERBOSE, 1L);
 		if (strcmp(r->method, "HEAD") == 0) {
-			curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+			lc.easy_setopt(c, CURLOPT_NOBODY, 1L);
 		} else if (strcmp(r->method, "PUT") == 0) {
-			curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-			curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
+			lc.easy_setopt(c, CURLOPT_UPLOAD, 1L);
+			lc.easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
 			    (curl_off_t)(r->in_fd >= 0 ? r->in_len : 0));
-			curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
-			curl_easy_setopt(c, CURLOPT_READDATA, r);
-			curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
-			curl_easy_setopt(c, CURLOPT_SEEKDATA, r);
+			lc.easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+			lc.easy_setopt(c, CURLOPT_READDATA, r);
+			lc.easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
+			lc.easy_setopt(c, CURLOPT_SEEKDATA, r);
 		} else if (strcmp(r->method, "POST") == 0) {
-			curl_easy_setopt(c, CURLOPT_POST, 1L);
-			curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+			lc.easy_setopt(c, CURLOPT_POST, 1L);
+			lc.easy_setopt(c, CURLOPT_POSTFIELDS,
 			    r->in_mem ? r->in_mem : "");
-			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+			lc.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
 			    (curl_off_t)r->in_mem_len);
 		} else if (strcmp(r->method, "GET") != 0) {
-			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
+			lc.easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
 		}
-		cc = curl_easy_perform(c);
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-		curl_slist_free_all(h);
+		cc = lc.easy_perform(c);
+		lc.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+		lc.slist_free_all(h);
 		describe(s, r, &what);
 		if (cc != CURLE_OK) {
 			retry = retryable_curl(cc);
@@ -571,10 +624,10 @@ perform(struct s3 *s, struct req *r)
 				retry = false;
 			} else {
 				err_set("%s: %s", buf_str(&what),
-				    errbuf[0] ? errbuf : curl_easy_strerror(cc));
+				    errbuf[0] ? errbuf : lc.easy_strerror(cc));
 			}
 			/* A dead connection must not be reused. */
-			curl_easy_cleanup(c);
+			lc.easy_cleanup(c);
 		} else {
 			put_handle(s, c);
 			if (retryable_status(r->status)) {
@@ -663,7 +716,7 @@ s3_close(void *impl)
 	if (s == NULL)
 		return;
 	for (size_t i = 0; i < s->npool; i++)
-		curl_easy_cleanup(s->pool[i]);
+		lc.easy_cleanup(s->pool[i]);
 	pthread_mutex_destroy(&s->mu);
 	free(s->bucket);
 	free(s->prefix);
@@ -761,7 +814,8 @@ s3_open(const char *url, bool create, void **impl)
 
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != CURLE_OK) {
-		err_set("cannot initialise libcurl");
+		err_set("S3 stores need libcurl (libcurl.so.4): %s",
+		    curl_load_error);
 		return -1;
 	}
 	slash = strchr(p, '/');
