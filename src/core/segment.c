@@ -227,8 +227,10 @@ seg_open(struct segment_writer *w, struct group *g)
 			ZSTD_c_checksumFlag, 1)))
 			goto fail;
 		/* Worker threads make compression overlap our reading; a
-		 * libzstd built without them just compresses inline. */
-		if (w->threads > 1 &&
+		 * libzstd built without them just compresses inline.  The
+		 * metadata log is a tenth of the data and compresses fast:
+		 * its own workers and job buffers cost 3 MiB for ~50 ms. */
+		if (w->threads > 1 && strcmp(g->name, "metadata") != 0 &&
 		    !ZSTD_isError(ZSTD_CCtx_setParameter(g->cctx,
 			ZSTD_c_nbWorkers, w->threads)))
 			ZSTD_CCtx_setParameter(g->cctx, ZSTD_c_jobSize, 1 << 20);
