@@ -111,6 +111,7 @@ struct plan {
 	struct plan_entry *e; /* open addressing; segkey 0: empty */
 	size_t cap, n;
 	bool active; /* a read was planned: keep only what is read again */
+	bool ended;  /* snapshot_plan_end() ran: every read is planned */
 	int spill_fd; /* -1: not created (or failed: spill nothing) */
 	bool spill_failed;
 	uint64_t spill_end;
@@ -132,6 +133,9 @@ struct snapshot {
 	char **touched;
 	size_t ntouched, cap_touched;
 };
+
+static void segment_drop(struct segment *g);
+static void object_cache_clear(struct snapshot *s);
 
 /* ---- planned reads ---- */
 
@@ -216,7 +220,9 @@ plan_find(const struct plan *pl, const char *uuid, uint64_t seq)
 }
 
 /* Count one read of object ${seq} of ${uuid}: whether to keep it after
- * this read (with no plan, every object may be read again). */
+ * this read.  Before the plan is complete, an object it does not name
+ * (the metadata log, whose new version reads slices of the old one) may
+ * be read again; after, only the planned reads are left. */
 static bool
 plan_take(struct plan *pl, const char *uuid, uint64_t seq)
 {
@@ -226,7 +232,7 @@ plan_take(struct plan *pl, const char *uuid, uint64_t seq)
 		return true;
 	e = plan_find(pl, uuid, seq);
 	if (e == NULL)
-		return false;
+		return !pl->ended;
 	if (e->left > 0)
 		e->left--;
 	return e->left > 0;
@@ -271,6 +277,11 @@ snapshot_plan_end(struct snapshot *s)
 		if (pl->e[i].segkey != 0 && pl->e[i].left >= 2 &&
 		    4 * (++kept) > 3 * cap)
 			cap *= 2;
+	pl->ended = true;
+	/* The metadata log is read: free its decoders before the data. */
+	for (size_t i = 0; i < SNAPSHOT_CACHE_SEGMENTS; i++)
+		segment_drop(&s->cache[i]);
+	object_cache_clear(s);
 	return pl->cap ? plan_rehash(pl, cap, 2) : 0;
 }
 

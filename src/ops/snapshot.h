@@ -37,7 +37,7 @@ struct sigcheck;
  * kept (least recently used out first, SNAPSHOT_OBJECT_CACHE_BYTES in
  * all), so an object read again soon (a chunk several files share, two
  * ranges of one object) is not decoded again. */
-#define SNAPSHOT_OBJECT_CACHE_BYTES ((size_t)4 << 20)
+#define SNAPSHOT_OBJECT_CACHE_BYTES ((size_t)2 << 20)
 #define SNAPSHOT_OBJECT_CACHE_MAX ((size_t)1024 << 10)
 /* Include depth of the metadata log and of v0.2 indirect data lists. */
 #define SNAPSHOT_MAX_DEPTH 32

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Restore reads segments by streaming and keeps only the objects with
-# planned reads left: more of them than the 4 MiB memory cache go to an
+# planned reads left: more of them than the 2 MiB memory cache go to an
 # unlinked spill file under $TMPDIR.  Here small files are slices of a
 # 12 MiB file's block objects, read after the whole file, so twelve
 # 1 MiB blocks wait for later reads.  The tree restores exactly with the
