@@ -1290,6 +1290,24 @@ fetch_spilled(struct snapshot *s, struct spilled *sp, const struct ref *r,
 	return rc;
 }
 
+/* The member ${m} the cursor is at, whole, malloc'd; NULL on error. */
+static unsigned char *
+read_member(struct segment *g, const struct tar_member *m)
+{
+	unsigned char *data = malloc(m->size ? (size_t)m->size : 1);
+
+	if (data == NULL) {
+		err_set("out of memory");
+		return NULL;
+	}
+	if (m->size > 0 && tar_read(&g->cursor_tr, data, (size_t)m->size) !=
+	    (ssize_t)m->size) {
+		free(data);
+		return NULL;
+	}
+	return data;
+}
+
 /*
  * Fetch from a streamed segment: from the recent objects, else by reading
  * forward to the member with the segment's open cursor, reopening only to
@@ -1363,17 +1381,8 @@ fetch_streaming(struct snapshot *s, struct segment *g, const struct ref *r,
 			    later->left > 0 && later->spill == 0 &&
 			    object_cache_find(&s->objects, g->uuid, seq) ==
 				NULL) {
-				data = malloc(m.size ? (size_t)m.size : 1);
-				if (data == NULL) {
-					err_set("out of memory");
+				if ((data = read_member(g, &m)) == NULL)
 					break;
-				}
-				if (m.size > 0 &&
-				    tar_read(&g->cursor_tr, data,
-					(size_t)m.size) != (ssize_t)m.size) {
-					free(data);
-					break;
-				}
 				object_cache_add(s, g->uuid, seq, data,
 				    (size_t)m.size);
 			}
@@ -1384,17 +1393,8 @@ fetch_streaming(struct snapshot *s, struct segment *g, const struct ref *r,
 				break;
 			return 0;
 		}
-		data = malloc(m.size ? (size_t)m.size : 1);
-		if (data == NULL) {
-			err_set("out of memory");
+		if ((data = read_member(g, &m)) == NULL)
 			break;
-		}
-		if (m.size > 0 &&
-		    tar_read(&g->cursor_tr, data, (size_t)m.size) !=
-			(ssize_t)m.size) {
-			free(data);
-			break;
-		}
 		if (!keep) {
 			char *verified = NULL;
 
