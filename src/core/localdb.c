@@ -639,10 +639,10 @@ localdb_open(const char *dir, struct localdb **out)
 	sqlite3_extended_result_codes(db->h, 1);
 	sqlite3_busy_timeout(db->h, 10000);
 	/* A backup is one transaction; in WAL mode a cache smaller than what
-	 * it changes spills pages to the log without a sync.  4 MiB: the
+	 * it changes spills pages to the log without a sync.  2 MiB: the
 	 * linux tree's initial backup (a 31 MB database) runs as fast as with
-	 * 16 MiB, with 15 MiB less memory (bench/README.md). */
-	if (localdb_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -4096",
+	 * 16 MiB, with 17 MiB less memory (bench/README.md). */
+	if (localdb_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -2048",
 		"set synchronous"))
 		goto fail;
 	if ((layout = classify(db)) < 0)
@@ -830,17 +830,39 @@ localdb_find_old_block(struct localdb *db, const char *checksum,
 
 /* ---- the objects the running backup references (db->refs) ---- */
 
+/*
+ * One entry per object the backup asked about or referenced: 20 bytes,
+ * since a backup of a large tree holds ~100,000 of them.  Segment ids,
+ * sequence numbers and sizes our writers (and the original's) produce all
+ * fit 32 bits; an object whose do not is simply not tracked here (see
+ * objref_fits): its availability is asked of SQLite and its references
+ * count as unknown, which keeps its segment.
+ */
+#define OBJREF_NONE UINT32_MAX /* refsize: not referenced; objsize: unknown */
+
 struct localdb_objref {
-	int64_t segid;    /* 0: free slot (segment ids start at 1) */
-	uint64_t seq;
-	int64_t refsize;  /* bytes referenced so far; -1: not referenced */
-	int64_t objsize;  /* block_index size; -1: not known (yet) */
+	uint32_t segid;   /* 0: free slot (segment ids start at 1) */
+	uint32_t seq;
+	uint32_t refsize; /* bytes referenced so far, or OBJREF_NONE */
+	uint32_t objsize; /* block_index size, or OBJREF_NONE */
 	int8_t usable;    /* unexpired in block_index (and segment not
 			   * missing): 1, 0, or -1 not asked yet */
 };
 
+static bool
+objref_fits(int64_t segid, uint64_t seq)
+{
+	return segid > 0 && segid < (int64_t)UINT32_MAX && seq < UINT32_MAX;
+}
+
+static bool
+objsize_fits(int64_t size)
+{
+	return size >= 0 && size < (int64_t)OBJREF_NONE;
+}
+
 static size_t
-objref_slot(int64_t segid, uint64_t seq, size_t cap)
+objref_slot(uint32_t segid, uint32_t seq, size_t cap)
 {
 	uint64_t h = (uint64_t)segid * 0x9e3779b97f4a7c15u ^ seq;
 
@@ -851,10 +873,11 @@ objref_slot(int64_t segid, uint64_t seq, size_t cap)
 }
 
 /* The entry of object ${seq} of segment ${segid}, created if needed;
- * NULL when out of memory. */
+ * NULL when out of memory.  The key must pass objref_fits. */
 static struct localdb_objref *
-objref_get(struct localdb *db, int64_t segid, uint64_t seq)
+objref_get(struct localdb *db, int64_t segid64, uint64_t seq64)
 {
+	uint32_t segid = (uint32_t)segid64, seq = (uint32_t)seq64;
 	struct localdb_objref *e;
 	size_t i;
 
@@ -893,7 +916,7 @@ objref_get(struct localdb *db, int64_t segid, uint64_t seq)
 		i = (i + 1) & (db->refs_cap - 1);
 	e = &db->refs[i];
 	*e = (struct localdb_objref){ .segid = segid, .seq = seq,
-		.refsize = -1, .objsize = -1, .usable = -1 };
+		.refsize = OBJREF_NONE, .objsize = OBJREF_NONE, .usable = -1 };
 	db->refs_len++;
 	return e;
 }
@@ -968,15 +991,17 @@ load_segment(struct localdb *db, int64_t segid, const char *segment,
 			if (errno != 0 || *end != '\0')
 				continue;
 			object_name(seq, canon);
-			if (strcmp(canon, obj) != 0)
+			if (strcmp(canon, obj) != 0 || !objref_fits(segid, seq))
 				continue;
 			if ((e = objref_get(db, segid, seq)) == NULL) {
 				done(s);
 				return -1;
 			}
 			e->usable = 1;
-			if (sqlite3_column_type(s, 1) != SQLITE_NULL)
-				e->objsize = sqlite3_column_int64(s, 1);
+			if (sqlite3_column_type(s, 1) != SQLITE_NULL &&
+			    objsize_fits(sqlite3_column_int64(s, 1)))
+				e->objsize =
+				    (uint32_t)sqlite3_column_int64(s, 1);
 		}
 		if (r < 0)
 			return -1;
@@ -1004,7 +1029,7 @@ int
 localdb_block_available(struct localdb *db, const char *segment,
     uint64_t seq)
 {
-	struct localdb_objref *e = NULL;
+	struct localdb_objref *e;
 	sqlite3_stmt *s;
 	int64_t segid;
 	char obj[24];
@@ -1019,6 +1044,8 @@ localdb_block_available(struct localdb *db, const char *segment,
 		}
 		if ((r = segment_id(db, segment, false, &segid)) <= 0)
 			return r;
+		if (!objref_fits(segid, seq))
+			goto ask;
 		if (db->last_loaded >= db->nloaded ||
 		    db->loaded[db->last_loaded] != segid) {
 			bool found;
@@ -1034,6 +1061,7 @@ localdb_block_available(struct localdb *db, const char *segment,
 			e->usable = 0; /* not among the segment's usable objects */
 		return e->usable;
 	}
+ask:
 	object_name(seq, obj);
 	s = stmt(db, db->has_missing ? ST_AVAIL_SIZE_M : ST_AVAIL_SIZE);
 	if (s == NULL)
@@ -1042,11 +1070,6 @@ localdb_block_available(struct localdb *db, const char *segment,
 	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
 	if ((r = step(db, s, "check block")) < 0)
 		return -1;
-	if (e != NULL) {
-		e->usable = (int8_t)r;
-		if (r == 1 && sqlite3_column_type(s, 0) != SQLITE_NULL)
-			e->objsize = sqlite3_column_int64(s, 0);
-	}
 	done(s);
 	return r;
 }
@@ -1080,13 +1103,14 @@ localdb_store_block(struct localdb *db, const char *segment, uint64_t seq,
 	if (step(db, s, "store block") < 0)
 		return -1;
 	done(s);
-	if (db->in_tx) {
+	if (db->in_tx && objref_fits(segid, seq)) {
 		struct localdb_objref *e = objref_get(db, segid, seq);
 
 		if (e == NULL)
 			return -1;
 		e->usable = 1;
-		e->objsize = (int64_t)size;
+		e->objsize = objsize_fits((int64_t)size) ? (uint32_t)size
+							 : OBJREF_NONE;
 	}
 	return 0;
 }
@@ -1161,13 +1185,14 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 	/* With an asserted size the original records even unknown objects. */
 	if ((r = segment_id(db, segment, known_size, &segid)) < 0)
 		return -1;
-	if (r == 0)
+	if (r == 0 || !objref_fits(segid, seq) ||
+	    (known_size && !objsize_fits((int64_t)length)))
 		return note_unknown(db, segment) < 0 ? -1 : 0;
 	if ((e = objref_get(db, segid, seq)) == NULL)
 		return -1;
 	if (known_size) {
 		objsize = (int64_t)length;
-	} else if (e->objsize >= 0) {
+	} else if (e->objsize != OBJREF_NONE) {
 		/* A known size in block_index never changes. */
 		objsize = e->objsize;
 	} else {
@@ -1184,7 +1209,9 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 		}
 		objsize = sqlite3_column_int64(s, 0);
 		done(s);
-		e->objsize = objsize;
+		if (!objsize_fits(objsize))
+			return note_unknown(db, segment) < 0 ? -1 : 0;
+		e->objsize = (uint32_t)objsize;
 	}
 
 	/*
@@ -1192,7 +1219,7 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 	 * the whole object (now or before) may count it as fully used, since
 	 * the pieces may overlap.
 	 */
-	old = e->refsize >= 0 ? e->refsize : 0;
+	old = e->refsize != OBJREF_NONE ? e->refsize : 0;
 	reflen = whole ? objsize : (int64_t)length;
 	sum = old > INT64_MAX - reflen ? INT64_MAX : old + reflen;
 	if (old < objsize && reflen < objsize && sum > objsize - 1)
@@ -1201,14 +1228,18 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 		sum = objsize;
 	if (sum < 0)
 		sum = 0;
-	e->refsize = sum;
+	e->refsize = (uint32_t)sum; /* <= objsize, which fits */
 	return 1;
 }
 
+struct segref {
+	uint32_t segid, refsize;
+};
+
 static int
-segsum_cmp(const void *a, const void *b)
+segref_cmp(const void *a, const void *b)
 {
-	const struct localdb_objref *x = a, *y = b;
+	const struct segref *x = a, *y = b;
 
 	return (x->segid > y->segid) - (x->segid < y->segid);
 }
@@ -1216,7 +1247,7 @@ segsum_cmp(const void *a, const void *b)
 int
 localdb_ref_flush(struct localdb *db)
 {
-	struct localdb_objref *v;
+	struct segref *v;
 	sqlite3_stmt *s;
 	size_t n = 0;
 	int rc = -1;
@@ -1226,21 +1257,23 @@ localdb_ref_flush(struct localdb *db)
 		return -1;
 	if (db->refs_len == 0)
 		return 0;
-	/* The referenced objects sorted by segment, summed per segment. */
+	/* The referenced objects sorted by segment, summed per segment; the
+	 * copy holds only what the sums need (8 of the entry's 20 bytes). */
 	if ((v = malloc(db->refs_len * sizeof(*v))) == NULL) {
 		err_set("local database: out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < db->refs_cap; i++)
-		if (db->refs[i].segid != 0 && db->refs[i].refsize >= 0)
-			v[n++] = db->refs[i];
-	qsort(v, n, sizeof(*v), segsum_cmp);
+		if (db->refs[i].segid != 0 && db->refs[i].refsize != OBJREF_NONE)
+			v[n++] = (struct segref){ db->refs[i].segid,
+				db->refs[i].refsize };
+	qsort(v, n, sizeof(*v), segref_cmp);
 	for (size_t i = 0; i < n;) {
-		int64_t segid = v[i].segid, sum = 0;
+		uint32_t segid = v[i].segid;
+		int64_t sum = 0;
 
 		for (; i < n && v[i].segid == segid; i++)
-			sum = sum > INT64_MAX - v[i].refsize ? INT64_MAX
-							     : sum + v[i].refsize;
+			sum += v[i].refsize; /* < 2^32 each, < 2^31 entries */
 		if ((s = stmt(db, ST_SEGREF_PUT)) == NULL)
 			goto out;
 		sqlite3_bind_int64(s, 1, segid);

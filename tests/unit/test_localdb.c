@@ -676,6 +676,70 @@ test_session(void)
 	free(d);
 }
 
+/*
+ * The backup's in-memory accounting keeps 32-bit segment ids, sequence
+ * numbers and sizes.  Wider ones (no writer makes them, but a database may
+ * hold them) are answered by SQLite and counted as unknown, which keeps
+ * their segment in the snapshot's list.
+ */
+static void
+test_wide_keys(void)
+{
+	char *d = newdir();
+	struct localdb *db;
+	sqlite3 *h;
+	char **list = NULL;
+	size_t n = 0;
+	int64_t snap;
+
+	ok(CLR(localdb_open(d, &db)) == 0, "open new (wide keys)");
+	h = sq_open(d);
+	sq_exec(h, "INSERT INTO segments(segmentid, segment)"
+	    " VALUES (8589934592, 'segBig'), (7, 'segN');"
+	    "INSERT INTO block_index(segmentid, object, checksum, size)"
+	    " VALUES (8589934592, '00000000', 'sha256=01', 10),"
+	    " (7, '100000000', 'sha256=02', 20),"
+	    " (7, '00000001', 'sha256=03', 5000000000),"
+	    " (7, '00000002', 'sha256=04', 30)");
+	ok(localdb_begin_snapshot(db, "20260105T000000", NULL, 1.0) == 0,
+	    "begin snapshot");
+	snap = localdb_snapshot_id(db);
+	ok(localdb_block_available(db, "segBig", 0) == 1 &&
+	    localdb_block_available(db, "segBig", 1) == 0,
+	    "segment id over 32 bits: availability from SQLite");
+	ok(localdb_block_available(db, "segN", 0x100000000ull) == 1 &&
+	    localdb_block_available(db, "segN", 0x100000001ull) == 0 &&
+	    localdb_block_available(db, "segN", 1) == 1 &&
+	    localdb_block_available(db, "segN", 2) == 1 &&
+	    localdb_block_available(db, "segN", 3) == 0,
+	    "sequence numbers over 32 bits next to small ones");
+	ok(localdb_use_object(db, "segBig", 0, 0, 10, true) == 0,
+	    "wide segment id: counted as unknown");
+	ok(localdb_use_object(db, "segN", 0x100000000ull, 0, 20, true) == 0,
+	    "wide sequence number: counted as unknown");
+	ok(localdb_use_object(db, "segN", 1, 0, LOCALDB_SIZE_UNKNOWN,
+	    true) == 0, "object of 5 GB: counted as unknown");
+	ok(localdb_use_object(db, "segN", 2, 0, 30, true) == 1,
+	    "small object of the same segment: accounted");
+	ok(localdb_store_block(db, "segN", 3, "sha256=05", 5000000000ull,
+	    0) == 0 && localdb_block_available(db, "segN", 3) == 1,
+	    "a 5 GB object stored in the backup is available");
+	ok(localdb_use_object(db, "segN", 3, 0, LOCALDB_SIZE_UNKNOWN,
+	    true) == 0, "... and counted as unknown");
+	ok(localdb_snapshot_segments(db, &list, &n) == 0 && n == 2 &&
+	    strcmp(list[0], "segBig") == 0 && strcmp(list[1], "segN") == 0,
+	    "both segments kept in the snapshot's list");
+	localdb_free_list(list, n);
+	ok(CLR(localdb_commit_snapshot(db)) == 0, "commit: %s", err_msg());
+	ok(refs_bytes(h, snap, "segN") == 30 &&
+	    refs_bytes(h, snap, "segBig") == -1,
+	    "only the small object is in segment_utilization (%lld)",
+	    (long long)refs_bytes(h, snap, "segN"));
+	localdb_close(db);
+	sqlite3_close(h);
+	free(d);
+}
+
 int
 main(void)
 {
@@ -694,6 +758,7 @@ main(void)
 	test_v09_fixture();
 	test_v09_synthetic();
 	test_session();
+	test_wide_keys();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", tmpdir);
