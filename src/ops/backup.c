@@ -53,7 +53,7 @@
  * data. */
 #define PQ_MAX 512
 #define PQ_FILES 128
-#define PQ_BYTES ((uint64_t)4 << 20)
+#define PQ_BYTES ((uint64_t)2 << 20)
 
 /* An entry waiting for its turn in the metadata log (see pq_push()). */
 struct pending {
@@ -388,17 +388,17 @@ append_ref(struct backup *b, const struct ref *r)
 
 /* Smaller files are stored in whole blocks, without signatures. */
 #define SUB_MIN_FILE 16384
-/* At most this many old chunks in memory per file (~96 bytes each, about
+/* At most this many old chunks in memory per file (~56 bytes each, about
  * 8 GiB of file); beyond, chunk_index answers. */
-#define SUB_MAX_SLOTS ((size_t)1 << 20)
+#define SUB_MAX_CHUNKS ((size_t)1 << 20)
 
 struct sub_obj {
 	char segment[REF_SEGMENT_MAX + 1];
 	uint64_t seq, size;
 };
 
-/* digest -> place in an old object; obj is index + 1, 0 for a free slot */
-struct sub_slot {
+/* An old chunk: its digest and place in an old object (obj: index + 1). */
+struct sub_chunk {
 	unsigned char digest[HASH_DIGEST_MAX];
 	uint32_t length, obj;
 	uint64_t offset;
@@ -413,8 +413,13 @@ struct subfile {
 	struct chunker ck;
 	struct sub_obj *objs;
 	size_t nobjs, objcap;
-	struct sub_slot *slots;
-	size_t nslots, slotcap; /* slotcap: 0 or a power of two */
+	/* The old chunks, dense, and an open-addressing index of them by
+	 * digest (chunk index + 1, 0 free): 56 bytes per chunk where a table
+	 * of chunks at load 1/2 took 96. */
+	struct sub_chunk *chunks;
+	size_t nchunks, chunkcap;
+	uint32_t *slots;
+	size_t slotcap; /* 0 or a power of two */
 	unsigned char *chunk;   /* the current chunk, when it spans reads */
 	size_t clen;
 	unsigned char *lit;     /* bytes of the next literal object */
@@ -438,6 +443,7 @@ static void
 sub_free(struct subfile *s)
 {
 	free(s->objs);
+	free(s->chunks);
 	free(s->slots);
 	free(s->chunk);
 	free(s->lit);
@@ -457,51 +463,66 @@ slot_of(const unsigned char *digest, size_t mask)
 static int
 sub_insert(struct subfile *s, const struct chunker_sig *g, uint32_t obj)
 {
+	struct sub_chunk *c;
 	size_t i;
 
-	if ((s->nslots + 1) * 2 > s->slotcap) {
+	if ((s->nchunks + 1) * 2 > s->slotcap) {
 		size_t ncap = s->slotcap ? s->slotcap * 2 : 4096;
-		struct sub_slot *n = calloc(ncap, sizeof(*n));
+		uint32_t *n = calloc(ncap, sizeof(*n));
 
 		if (n == NULL) {
 			err_set("out of memory");
 			return -1;
 		}
-		for (size_t j = 0; j < s->slotcap; j++) {
-			if (s->slots[j].obj == 0)
-				continue;
-			i = slot_of(s->slots[j].digest, ncap - 1);
-			while (n[i].obj)
+		for (size_t j = 0; j < s->nchunks; j++) {
+			i = slot_of(s->chunks[j].digest, ncap - 1);
+			while (n[i])
 				i = (i + 1) & (ncap - 1);
-			n[i] = s->slots[j];
+			n[i] = (uint32_t)j + 1;
 		}
 		free(s->slots);
 		s->slots = n;
 		s->slotcap = ncap;
 	}
 	i = slot_of(g->digest, s->slotcap - 1);
-	for (; s->slots[i].obj; i = (i + 1) & (s->slotcap - 1))
-		if (s->slots[i].length == g->length &&
-		    memcmp(s->slots[i].digest, g->digest, s->dlen) == 0)
+	for (; s->slots[i]; i = (i + 1) & (s->slotcap - 1)) {
+		c = &s->chunks[s->slots[i] - 1];
+		if (c->length == g->length &&
+		    memcmp(c->digest, g->digest, s->dlen) == 0)
 			return 0; /* keep the first place */
-	memcpy(s->slots[i].digest, g->digest, s->dlen);
-	s->slots[i].length = g->length;
-	s->slots[i].offset = g->offset;
-	s->slots[i].obj = obj;
-	s->nslots++;
+	}
+	if (s->nchunks == s->chunkcap) {
+		size_t ncap = s->chunkcap ? s->chunkcap * 2 : 2048;
+		struct sub_chunk *n = realloc(s->chunks, ncap * sizeof(*n));
+
+		if (n == NULL) {
+			err_set("out of memory");
+			return -1;
+		}
+		s->chunks = n;
+		s->chunkcap = ncap;
+	}
+	c = &s->chunks[s->nchunks];
+	memcpy(c->digest, g->digest, s->dlen);
+	c->length = g->length;
+	c->offset = g->offset;
+	c->obj = obj;
+	s->slots[i] = (uint32_t)++s->nchunks;
 	return 0;
 }
 
-static const struct sub_slot *
+static const struct sub_chunk *
 sub_lookup(const struct subfile *s, const unsigned char *digest, size_t len)
 {
-	if (s->nslots == 0)
+	if (s->nchunks == 0)
 		return NULL;
-	for (size_t i = slot_of(digest, s->slotcap - 1); s->slots[i].obj;
-	     i = (i + 1) & (s->slotcap - 1))
-		if (s->slots[i].length == len &&
-		    memcmp(s->slots[i].digest, digest, s->dlen) == 0)
-			return &s->slots[i];
+	for (size_t i = slot_of(digest, s->slotcap - 1); s->slots[i];
+	     i = (i + 1) & (s->slotcap - 1)) {
+		const struct sub_chunk *c = &s->chunks[s->slots[i] - 1];
+
+		if (c->length == len && memcmp(c->digest, digest, s->dlen) == 0)
+			return c;
+	}
 	return NULL;
 }
 
@@ -633,7 +654,7 @@ sub_load(struct backup *b, struct subfile *s, const int *cls, int want)
 				return -1;
 			}
 		free(v);
-		if (s->nslots >= SUB_MAX_SLOTS)
+		if (s->nchunks >= SUB_MAX_CHUNKS)
 			break;
 	}
 	return 0;
@@ -656,12 +677,14 @@ sub_begin(struct backup *b, struct statcache_entry *e, bool plain,
 	/* A big table from the last file is not worth clearing. */
 	if (s->slotcap > 65536) {
 		free(s->slots);
+		free(s->chunks);
 		s->slots = NULL;
-		s->slotcap = 0;
-	} else if (s->nslots) {
+		s->chunks = NULL;
+		s->slotcap = s->chunkcap = 0;
+	} else if (s->nchunks) {
 		memset(s->slots, 0, s->slotcap * sizeof(*s->slots));
 	}
-	s->nslots = s->nobjs = s->clen = s->litlen = s->nlitch = 0;
+	s->nchunks = s->nobjs = s->clen = s->litlen = s->nlitch = 0;
 	s->fed = s->nfed = 0;
 	s->block_sum_valid = false;
 	buf_reset(&s->litsig);
@@ -875,7 +898,7 @@ sub_chunk(struct backup *b, const unsigned char *p, size_t n,
 {
 	struct subfile *s = b->sub;
 	unsigned char d[HASH_DIGEST_MAX];
-	const struct sub_slot *slot;
+	const struct sub_chunk *slot;
 	struct localdb_chunk *c;
 	struct hash h;
 	struct ref r;
