@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -29,6 +30,13 @@
 
 struct wpool;
 
+/* An open directory, shared by the walker and the writers' jobs: the last
+ * to let go closes it. */
+struct dirh {
+	int fd;
+	atomic_int refs;
+};
+
 #define RST_STMTS 16
 #define WALK_DEPTH 32
 
@@ -48,9 +56,10 @@ struct rst {
 	 * WALK_DEPTH, the last slot holds the deepest directory (dcut).
 	 */
 	struct buf cache_path;
-	int dfd[WALK_DEPTH];
+	struct dirh *dfd[WALK_DEPTH];
 	int ddepth;
 	bool dcut;
+	struct dirh *cur_dh; /* what walk_parent() returned; NULL: destfd */
 	/* The last parent path known to contain no non-directory. */
 	struct buf ok_parent;
 	int64_t ord;
@@ -175,12 +184,22 @@ db_err(struct rst *r)
  * descriptor owned by the walker (valid until the next walk) and the base
  * name in *base (NUL-terminated copy in ${scratch}), or -1.
  */
+static void
+dirh_put(struct dirh *h)
+{
+	if (h != NULL &&
+	    atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
+		close(h->fd);
+		free(h);
+	}
+}
+
 /* Close the walker's directories below the first ${keep}. */
 static void
 walk_pop(struct rst *r, int keep)
 {
 	while (r->ddepth > keep)
-		close(r->dfd[--r->ddepth]);
+		dirh_put(r->dfd[--r->ddepth]);
 	r->dcut = false;
 }
 
@@ -189,6 +208,7 @@ walk_parent(struct rst *r, const char *path, size_t n, bool create,
     struct buf *scratch, const char **base)
 {
 	size_t plen = 0, common = 0, i;
+	struct dirh *h;
 	int m = 0;
 	char *p;
 	int cur;
@@ -200,6 +220,7 @@ walk_parent(struct rst *r, const char *path, size_t n, bool create,
 	for (i = 0; i < n; i++)
 		if (p[i] == '/')
 			plen = i;
+	r->cur_dh = NULL;
 	if (plen == 0 && p[0] != '/') {
 		*base = p;
 		if (memchr(p, '/', n) == NULL)
@@ -207,8 +228,10 @@ walk_parent(struct rst *r, const char *path, size_t n, bool create,
 	}
 	*base = p + plen + 1;
 	if (r->ddepth > 0 && r->cache_path.len == plen &&
-	    memcmp(r->cache_path.data, p, plen) == 0)
-		return r->dfd[r->ddepth - 1];
+	    memcmp(r->cache_path.data, p, plen) == 0) {
+		r->cur_dh = r->dfd[r->ddepth - 1];
+		return r->cur_dh->fd;
+	}
 	/* The components this path shares with the open ones. */
 	for (i = 0; i <= plen && i <= r->cache_path.len; i++) {
 		bool end_p = i == plen || p[i] == '/';
@@ -237,9 +260,11 @@ walk_parent(struct rst *r, const char *path, size_t n, bool create,
 		common = slash ? (size_t)(slash - p) : plen;
 	}
 	r->cache_path.len = common;
-	cur = m > 0 ? r->dfd[m - 1] : r->destfd;
-	if (m > 0 && common == plen)
+	cur = m > 0 ? r->dfd[m - 1]->fd : r->destfd;
+	if (m > 0 && common == plen) {
+		r->cur_dh = r->dfd[m - 1];
 		return cur; /* a parent of the last path */
+	}
 	p[plen] = '\0';
 	for (char *comp = p + common + (m > 0); comp;) {
 		char *slash = strchr(comp, '/');
@@ -263,11 +288,18 @@ walk_parent(struct rst *r, const char *path, size_t n, bool create,
 				err_setp("cannot enter a parent directory");
 			goto fail;
 		}
+		if ((h = malloc(sizeof(*h))) == NULL) {
+			close(fd);
+			err_set("out of memory");
+			goto fail;
+		}
+		h->fd = fd;
+		atomic_init(&h->refs, 1);
 		if (r->ddepth < WALK_DEPTH) {
-			r->dfd[r->ddepth++] = fd;
+			r->dfd[r->ddepth++] = h;
 		} else {
-			close(r->dfd[WALK_DEPTH - 1]);
-			r->dfd[WALK_DEPTH - 1] = fd;
+			dirh_put(r->dfd[WALK_DEPTH - 1]);
+			r->dfd[WALK_DEPTH - 1] = h;
 			r->dcut = true;
 		}
 		cur = fd;
@@ -282,6 +314,7 @@ walk_parent(struct rst *r, const char *path, size_t n, bool create,
 		comp = slash ? slash + 1 : NULL;
 	}
 	p[plen] = '/';
+	r->cur_dh = r->dfd[r->ddepth - 1];
 	return cur;
 fail:
 	p[plen] = '/';
@@ -969,11 +1002,14 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
  */
 #define WQ_FILE_MAX ((uint64_t)1 << 20)
 #define WQ_BYTES ((size_t)4 << 20)
+#define WQ_BATCH 16
+#define WQ_BATCH_BYTES ((size_t)512 << 10)
 #define WQ_MAX_THREADS 8
 
 struct wjob {
 	struct wjob *next;
-	int dirfd; /* the parent directory, ours to close */
+	struct dirh *dir; /* the parent directory (a reference), or NULL */
+	int dirfd;        /* its descriptor, or the destination's */
 	char *base;
 	char *path; /* for messages */
 	size_t pathlen;
@@ -988,8 +1024,11 @@ struct wpool {
 	pthread_cond_t work; /* a job was queued, or stop */
 	pthread_cond_t room; /* a job finished */
 	struct wjob *head, *tail;
-	size_t bytes; /* data queued or being written */
-	int busy;     /* jobs taken, not finished */
+	size_t queued; /* jobs in the queue */
+	size_t bytes;  /* data queued or being written */
+	int busy;      /* jobs taken, not finished */
+	int idle;      /* writers waiting for work */
+	int waiting;   /* the main thread waits for room, or for the end */
 	bool stop;
 	int n;
 	pthread_t th[WQ_MAX_THREADS];
@@ -998,12 +1037,8 @@ struct wpool {
 static void
 wjob_free(struct wjob *j)
 {
-	if (j->dirfd >= 0)
-		close(j->dirfd);
-	free(j->base);
-	free(j->path);
-	free(j->data);
-	free(j);
+	dirh_put(j->dir);
+	free(j); /* with its name, path and data */
 }
 
 /* What restore_one() does with a file, from memory. */
@@ -1035,25 +1070,47 @@ writer_main(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		struct wjob *j;
+		struct wjob *batch, *j, *last;
+		size_t bytes = 0;
+		int n = 1;
 
-		while (p->head == NULL && !p->stop)
+		while (p->head == NULL && !p->stop) {
+			p->idle++;
 			pthread_cond_wait(&p->work, &p->lock);
+			p->idle--;
+		}
 		if (p->head == NULL)
 			break;
-		j = p->head;
-		p->head = j->next;
+		/* Up to WQ_BATCH jobs per turn of the lock. */
+		batch = last = p->head;
+		while (n < WQ_BATCH && last->next != NULL) {
+			last = last->next;
+			n++;
+		}
+		p->head = last->next;
 		if (p->head == NULL)
 			p->tail = NULL;
-		p->busy++;
+		last->next = NULL;
+		p->queued -= (size_t)n;
+		p->busy += n;
 		pthread_mutex_unlock(&p->lock);
-		write_job(p->r, j);
+		for (j = batch; j; j = j->next) {
+			write_job(p->r, j);
+			bytes += j->len;
+		}
 		pthread_mutex_lock(&p->lock);
-		p->bytes -= j->len;
-		p->busy--;
-		pthread_cond_broadcast(&p->room);
+		p->bytes -= bytes;
+		p->busy -= n;
+		/* Wake the main thread when half the room is free, or at the
+		 * end: not after every file. */
+		if (p->waiting && (p->bytes <= WQ_BYTES / 2 ||
+				      (p->head == NULL && p->busy == 0)))
+			pthread_cond_broadcast(&p->room);
 		pthread_mutex_unlock(&p->lock);
-		wjob_free(j);
+		while ((j = batch) != NULL) {
+			batch = j->next;
+			wjob_free(j);
+		}
 		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -1089,13 +1146,32 @@ pool_start(struct rst *r, int threads)
 	return 0;
 }
 
-/* Queue ${j}, waiting while too much data waits. */
+/* Wake the idle writers if jobs wait (the lock held). */
+static void
+pool_wake(struct wpool *p)
+{
+	if (p->head != NULL && p->idle > 0)
+		pthread_cond_broadcast(&p->work);
+}
+
+/*
+ * Queue ${j}, waiting while too much data waits.  Idle writers are woken
+ * for a batch (WQ_BATCH jobs or WQ_BATCH_BYTES), not for every file: a
+ * wake-up per file was 4 futex calls and two context switches per file.
+ */
 static void
 pool_submit(struct wpool *p, struct wjob *j)
 {
 	pthread_mutex_lock(&p->lock);
-	while (p->bytes > 0 && p->bytes + j->len > WQ_BYTES)
-		pthread_cond_wait(&p->room, &p->lock);
+	if (p->bytes > 0 && p->bytes + j->len > WQ_BYTES) {
+		/* Then wait for half the room (a file is at most WQ_FILE_MAX,
+		 * a quarter of it), so the writers finish several first. */
+		pool_wake(p);
+		p->waiting++;
+		while (p->bytes > WQ_BYTES / 2)
+			pthread_cond_wait(&p->room, &p->lock);
+		p->waiting--;
+	}
 	p->bytes += j->len;
 	j->next = NULL;
 	if (p->tail)
@@ -1103,7 +1179,19 @@ pool_submit(struct wpool *p, struct wjob *j)
 	else
 		p->head = j;
 	p->tail = j;
-	pthread_cond_signal(&p->work);
+	if (++p->queued >= WQ_BATCH || p->bytes >= WQ_BATCH_BYTES)
+		pool_wake(p);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Let the writers start on what is queued (before work in line). */
+static void
+pool_kick(struct wpool *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	pool_wake(p);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -1114,8 +1202,11 @@ pool_drain(struct wpool *p)
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->lock);
+	pool_wake(p);
+	p->waiting++;
 	while (p->head || p->busy)
 		pthread_cond_wait(&p->room, &p->lock);
+	p->waiting--;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -1186,37 +1277,34 @@ hand_off(struct rst *r, const struct stanza *st, int dirfd, const char *base,
     const struct buf *path, const struct attrs *a, size_t size,
     char failseg[REF_SEGMENT_MAX + 1])
 {
-	struct membuf m = { malloc(size ? size : 1), 0, size };
-	struct wjob *j = calloc(1, sizeof(*j));
+	size_t blen = strlen(base);
+	/* One allocation: the job, its data, name and path. */
+	struct wjob *j = malloc(sizeof(*j) + size + blen + path->len + 2);
+	struct membuf m;
 
-	if (j)
-		j->dirfd = -1;
-	if (m.p == NULL || j == NULL) {
-		free(m.p);
-		free(j);
+	if (j == NULL) {
 		err_set("out of memory");
 		return -1;
 	}
-	j->data = m.p;
+	memset(j, 0, sizeof(*j));
+	j->data = (unsigned char *)(j + 1);
+	j->base = (char *)j->data + size;
+	j->path = j->base + blen + 1;
+	m = (struct membuf){ j->data, 0, size };
 	if (snapshot_read_file(r->s, st, mem_sink, &m, failseg)) {
-		wjob_free(j);
+		free(j);
 		return -1;
 	}
 	j->len = m.len;
 	j->a = *a;
-	j->pathlen = path->len;
-	if ((j->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0)) < 0 ||
-	    (j->base = strdup(base)) == NULL ||
-	    (j->path = malloc(path->len + 1)) == NULL) {
-		if (j->dirfd < 0)
-			err_setp("dup");
-		else
-			err_set("out of memory");
-		wjob_free(j);
-		return -1;
-	}
+	j->dirfd = dirfd;
+	if ((j->dir = r->cur_dh) != NULL)
+		atomic_fetch_add_explicit(&j->dir->refs, 1,
+		    memory_order_relaxed);
+	memcpy(j->base, base, blen + 1);
 	memcpy(j->path, path->data, path->len);
 	j->path[path->len] = '\0';
+	j->pathlen = path->len;
 	pool_submit(r->pool, j);
 	return 0;
 }
@@ -1260,6 +1348,7 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 			r->o->progress(r->o->arg, pathbuf.data);
 		goto out;
 	}
+	pool_kick(r->pool);
 	if (writer_open(&w, dirfd, base))
 		goto out;
 	if (snapshot_read_file(r->s, &st, write_sink, &w, failseg))
