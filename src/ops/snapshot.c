@@ -127,6 +127,7 @@ struct snapshot {
 	bool v011;
 	char signer[SIGCHECK_FPR_MAX + 1]; /* "" unless checked */
 	struct segment cache[SNAPSHOT_CACHE_SEGMENTS];
+	size_t nslots; /* entries of cache[] in use */
 	struct object_cache objects;
 	struct plan plan;
 	uint64_t clock;
@@ -278,9 +279,14 @@ snapshot_plan_end(struct snapshot *s)
 		    4 * (++kept) > 3 * cap)
 			cap *= 2;
 	pl->ended = true;
-	/* The metadata log is read: free its decoders before the data. */
-	for (size_t i = 0; i < SNAPSHOT_CACHE_SEGMENTS; i++)
+	/* The metadata log is read: free its decoders before the data,
+	 * which needs fewer. */
+	for (size_t i = 0; i < SNAPSHOT_CACHE_SEGMENTS; i++) {
 		segment_drop(&s->cache[i]);
+		if (i >= SNAPSHOT_DATA_SEGMENTS)
+			buf_release(&s->cache[i].data);
+	}
+	s->nslots = SNAPSHOT_DATA_SEGMENTS;
 	object_cache_clear(s);
 	return pl->cap ? plan_rehash(pl, cap, 2) : 0;
 }
@@ -786,6 +792,7 @@ snapshot_open_verified(struct store *st, const char *name,
 		buf_init(&s->cache[i].data, SNAPSHOT_CACHE_SEGMENT_MAX);
 		s->cache[i].raw_fd = -1;
 	}
+	s->nslots = SNAPSHOT_CACHE_SEGMENTS;
 	r = snapshot_find_descriptor(st, name, &s->desc_path);
 	if (r > 0)
 		err_set("no snapshot named '%s'", name);
@@ -1099,7 +1106,7 @@ segment_get(struct snapshot *s, const char *uuid)
 {
 	struct segment *victim = &s->cache[0];
 
-	for (size_t i = 0; i < SNAPSHOT_CACHE_SEGMENTS; i++) {
+	for (size_t i = 0; i < s->nslots; i++) {
 		struct segment *g = &s->cache[i];
 
 		if (strcmp(g->uuid, uuid) == 0) {
