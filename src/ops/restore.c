@@ -8,10 +8,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,12 +178,6 @@ db_err(struct rst *r)
 
 /* ---- walking under DEST ---- */
 
-/*
- * Open the directory holding ${path} (${n} bytes, validated components),
- * creating missing directories (mode 0700) when ${create}.  Returns a
- * descriptor owned by the walker (valid until the next walk) and the base
- * name in *base (NUL-terminated copy in ${scratch}), or -1.
- */
 static void
 dirh_put(struct dirh *h)
 {
@@ -203,6 +197,14 @@ walk_pop(struct rst *r, int keep)
 	r->dcut = false;
 }
 
+/*
+ * Open the directory holding ${path} (${n} bytes, validated components),
+ * creating missing directories (mode 0700) when ${create}.  Returns a
+ * descriptor owned by the walker (valid until the next walk; r->cur_dh is
+ * its handle, NULL for the destination, for a caller that keeps it
+ * longer) and the base name in *base (NUL-terminated copy in ${scratch}),
+ * or -1.
+ */
 static int
 walk_parent(struct rst *r, const char *path, size_t n, bool create,
     struct buf *scratch, const char **base)
@@ -238,10 +240,8 @@ walk_parent(struct rst *r, const char *path, size_t n, bool create,
 		bool end_c = i == r->cache_path.len ||
 		    r->cache_path.data[i] == '/';
 
-		if (end_p && end_c) {
+		if (end_p && end_c)
 			m++;
-			common = i;
-		}
 		if (end_p != end_c || i == plen || i == r->cache_path.len ||
 		    p[i] != r->cache_path.data[i])
 			break;
@@ -251,8 +251,7 @@ walk_parent(struct rst *r, const char *path, size_t n, bool create,
 	if (r->dcut && m > WALK_DEPTH - 1)
 		m = WALK_DEPTH - 1;
 	walk_pop(r, m);
-	/* common is where component m ends; recount it if m was capped. */
-	common = 0;
+	/* Where component m ends. */
 	for (int k = 0; k < m; k++) {
 		const char *slash = memchr(p + common + (k > 0), '/',
 		    plen - common - (k > 0));
@@ -902,10 +901,13 @@ struct writer {
 	bool hole_at_end;
 };
 
+/* Whether the 4 KiB block at ${at} of ${n} bytes is all zero (a shorter
+ * tail never is: it is written). */
 static bool
-zero_block(const unsigned char *c, size_t k)
+zero_block(const unsigned char *c, size_t at, size_t n)
 {
-	return k == 4096 && c[0] == 0 && memcmp(c, c + 1, k - 1) == 0;
+	return n - at >= 4096 && c[at] == 0 &&
+	    memcmp(c + at, c + at + 1, 4095) == 0;
 }
 
 static int
@@ -930,16 +932,14 @@ write_sink(void *arg, const void *p, size_t n)
 	while (done < n) {
 		size_t run = done, z;
 
-		while (run < n && !zero_block(c + run, n - run < 4096 ? n - run :
-						    4096))
+		while (run < n && !zero_block(c, run, n))
 			run += n - run < 4096 ? n - run : 4096;
 		if (run > done) {
 			if (fileio_write_full(w->fd, c + done, run - done))
 				return -1;
 			w->hole_at_end = false;
 		}
-		for (z = run; z < n && zero_block(c + z, n - z < 4096 ? n - z :
-							      4096);)
+		for (z = run; z < n && zero_block(c, z, n);)
 			z += 4096;
 		if (z > run) {
 			if (lseek(w->fd, (off_t)(z - run), SEEK_CUR) < 0) {
