@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -184,9 +185,9 @@ static const char *const st_sql[ST_COUNT] = {
 	[ST_FIND_M] = FIND_SQL NOT_MISSING_SQL " LIMIT 1",
 	[ST_OLD] = "SELECT timestamp, expired FROM block_index"
 	    " WHERE checksum = ?1 AND size = ?2 LIMIT 1",
-	[ST_BLOCK_INSERT] = "INSERT INTO block_index(segmentid, object,"
-	    " checksum, size, timestamp)"
-	    " VALUES (?1, ?2, ?3, ?4, coalesce(?5, julianday('now')))",
+	[ST_BLOCK_INSERT] = "INSERT INTO block_index(blockid, segmentid,"
+	    " object, checksum, size, timestamp)"
+	    " VALUES (?6, ?1, ?2, ?3, ?4, coalesce(?5, julianday('now')))",
 	[ST_BLOCK_SIZE] = "SELECT size FROM block_index"
 	    " WHERE segmentid = ?1 AND object = ?2",
 	[ST_SEG_OBJECTS] = "SELECT object, size FROM block_index"
@@ -327,6 +328,18 @@ step(struct localdb *db, sqlite3_stmt *s, const char *what)
 	localdb_dberr(db, what);
 	done(s);
 	return -1;
+}
+
+int
+localdb_step(struct localdb *db, sqlite3_stmt *s, const char *what)
+{
+	return step(db, s, what);
+}
+
+void
+localdb_done(sqlite3_stmt *s)
+{
+	done(s);
 }
 
 static int
@@ -566,6 +579,7 @@ rollback(struct localdb *db)
 	db->in_tx = false;
 	db->seg_cached = false;
 	localdb_refs_reset(db);
+	stage_reset(db);
 }
 
 /*
@@ -639,10 +653,10 @@ localdb_open(const char *dir, struct localdb **out)
 	sqlite3_extended_result_codes(db->h, 1);
 	sqlite3_busy_timeout(db->h, 10000);
 	/* A backup is one transaction; in WAL mode a cache smaller than what
-	 * it changes spills pages to the log without a sync.  2 MiB: the
-	 * linux tree's initial backup (a 31 MB database) runs as fast as with
-	 * 16 MiB, with 17 MiB less memory (bench/README.md). */
-	if (localdb_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -2048",
+	 * it changes spills pages to the log without a sync.  Its new rows
+	 * come in sorted batches (localdb_stage.c), which visit each page of
+	 * the random indexes once per batch: 1 MiB is enough. */
+	if (localdb_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -1024",
 		"set synchronous"))
 		goto fail;
 	if ((layout = classify(db)) < 0)
@@ -743,7 +757,8 @@ localdb_commit_snapshot(struct localdb *db)
 		err_set("local database: no backup running");
 		return -1;
 	}
-	if (localdb_ref_flush(db) || (s = stmt(db, ST_UTIL)) == NULL)
+	if (stage_flush(db) || localdb_ref_flush(db) ||
+	    (s = stmt(db, ST_UTIL)) == NULL)
 		goto fail;
 	sqlite3_bind_int64(s, 1, db->snapshotid);
 	if (step(db, s, "record segment utilization") < 0)
@@ -754,6 +769,7 @@ localdb_commit_snapshot(struct localdb *db)
 	db->in_tx = false;
 	db->seg_cached = false;
 	localdb_refs_reset(db);
+	stage_reset(db);
 	return 0;
 fail:
 	rollback(db);
@@ -786,6 +802,14 @@ localdb_find_block(struct localdb *db, const char *checksum, uint64_t size,
 
 	if (check_u63(size, "size"))
 		return -1;
+	if (db->in_tx) {
+		uint64_t key = stage_key_text(checksum);
+
+		if ((r = stage_find_block(db, checksum, size, key, out, NULL)))
+			return r;
+		if ((r = stage_absent(db, key)))
+			return r < 0 ? -1 : 0;
+	}
 	if ((s = stmt(db, db->has_missing ? ST_FIND_M : ST_FIND)) == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, checksum, -1, SQLITE_STATIC);
@@ -814,6 +838,23 @@ localdb_find_old_block(struct localdb *db, const char *checksum,
 
 	if (check_u63(size, "size"))
 		return -1;
+	if (db->in_tx) {
+		uint64_t key = stage_key_text(checksum);
+		double ts;
+
+		/* Stored by this backup: find_block finds it first, but
+		 * answer as SQL would. */
+		if (stage_find_block(db, checksum, size, key, NULL, &ts)) {
+			if (timestamp != NULL)
+				*timestamp = ts > 0 ? ts
+				    : (double)time(NULL) / 86400.0 + 2440587.5;
+			if (expired != NULL)
+				*expired = 0;
+			return 1;
+		}
+		if ((r = stage_absent(db, key)))
+			return r < 0 ? -1 : 0;
+	}
 	if ((s = stmt(db, ST_OLD)) == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, checksum, -1, SQLITE_STATIC);
@@ -1090,19 +1131,35 @@ localdb_store_block(struct localdb *db, const char *segment, uint64_t seq,
 			err_set("local database: segment row vanished");
 		return -1;
 	}
-	object_name(seq, obj);
-	if ((s = stmt(db, ST_BLOCK_INSERT)) == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, segid);
-	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
-	if (checksum != NULL)
-		sqlite3_bind_text(s, 3, checksum, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, (int64_t)size);
-	if (timestamp > 0)
-		sqlite3_bind_double(s, 5, timestamp);
-	if (step(db, s, "store block") < 0)
-		return -1;
-	done(s);
+	if (db->in_tx && checksum != NULL && objref_fits(segid, seq) &&
+	    objsize_fits((int64_t)size)) {
+		if (stage_put_block(db, segid, segment, seq, checksum, size,
+			timestamp))
+			return -1;
+	} else {
+		int64_t id = 0;
+
+		/* Rows written directly are numbered with the staged ones. */
+		if (db->in_tx && stage_next_id(db, &id))
+			return -1;
+		object_name(seq, obj);
+		if ((s = stmt(db, ST_BLOCK_INSERT)) == NULL)
+			return -1;
+		sqlite3_bind_int64(s, 1, segid);
+		sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+		if (checksum != NULL)
+			sqlite3_bind_text(s, 3, checksum, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, (int64_t)size);
+		if (timestamp > 0)
+			sqlite3_bind_double(s, 5, timestamp);
+		if (id > 0)
+			sqlite3_bind_int64(s, 6, id);
+		if (step(db, s, "store block") < 0)
+			return -1;
+		done(s);
+		if (db->in_tx && checksum != NULL)
+			stage_note_key(db, stage_key_text(checksum));
+	}
 	if (db->in_tx && objref_fits(segid, seq)) {
 		struct localdb_objref *e = objref_get(db, segid, seq);
 
@@ -1308,6 +1365,8 @@ localdb_snapshot_segments(struct localdb *db, char ***list, size_t *n)
 
 	*list = NULL;
 	*n = 0;
+	if (stage_flush(db))
+		return -1;
 	if (localdb_ref_flush(db) || (s = stmt(db, ST_SEGLIST)) == NULL)
 		return -1;
 	while ((r = step(db, s, "list segments")) == 1) {
@@ -1349,6 +1408,8 @@ localdb_legacy_algorithms(struct localdb *db, unsigned *mask)
 	sqlite3_stmt *s;
 
 	*mask = 0;
+	if (stage_flush(db))
+		return -1;
 	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
 		char lo[16], hi[16];
 		int r;
@@ -1374,6 +1435,8 @@ localdb_mark_segment_missing(struct localdb *db, const char *segment)
 {
 	sqlite3_stmt *s;
 
+	if (stage_flush(db))
+		return -1;
 	if (check_segment(segment))
 		return -1;
 	if (!db->has_missing) {
@@ -1414,6 +1477,8 @@ localdb_mark_absent_segments(struct localdb *db, char *const *present,
 		err_set("local database: no backup running");
 		return -1;
 	}
+	if (stage_flush(db))
+		return -1;
 	/* Collect first: inserting while the query runs would change it. */
 	if (sqlite3_prepare_v2(db->h, db->has_missing ?
 	    "SELECT segment FROM segments s WHERE EXISTS (SELECT 1 FROM"
@@ -1453,6 +1518,28 @@ out:
 	return rc;
 }
 
+/*
+ * Whether object ${seq} of ${segment} is staged by the running backup: 1
+ * with its blockid (and size), 0, or -1 on error.
+ */
+static int
+staged_id(struct localdb *db, const char *segment, uint64_t seq,
+    int64_t *blockid, uint64_t *size)
+{
+	int64_t segid;
+	int r;
+
+	if (!db->in_tx || db->stage == NULL)
+		return 0;
+	if (check_segment(segment)) {
+		err_clear();
+		return 0;
+	}
+	if ((r = segment_id(db, segment, false, &segid)) <= 0)
+		return r;
+	return stage_block_of(db, segid, seq, blockid, size);
+}
+
 int
 localdb_get_signatures(struct localdb *db, const char *segment,
     uint64_t seq, char **algorithm, void **sig, size_t *len)
@@ -1460,12 +1547,17 @@ localdb_get_signatures(struct localdb *db, const char *segment,
 	sqlite3_stmt *s;
 	const unsigned char *alg;
 	const void *blob;
+	int64_t blockid;
 	char obj[24];
 	int n, r;
 
 	*algorithm = NULL;
 	*sig = NULL;
 	*len = 0;
+	if ((r = staged_id(db, segment, seq, &blockid, NULL)) != 0)
+		return r < 0 ? -1
+			     : stage_get_signatures(db, blockid, algorithm, sig,
+				   len);
 	object_name(seq, obj);
 	if ((s = stmt(db, ST_SIG_GET)) == NULL)
 		return -1;
@@ -1499,12 +1591,18 @@ localdb_put_signatures(struct localdb *db, const char *segment,
     uint64_t seq, const char *algorithm, const void *sig, size_t len)
 {
 	sqlite3_stmt *s;
+	int64_t blockid;
 	char obj[24];
+	int r;
 
 	if (len > INT32_MAX) {
 		err_set("local database: signatures too large");
 		return -1;
 	}
+	if ((r = staged_id(db, segment, seq, &blockid, NULL)) != 0)
+		return r < 0 ? -1
+			     : stage_put_signatures(db, blockid, algorithm, sig,
+				   len);
 	object_name(seq, obj);
 	if ((s = stmt(db, ST_SIG_PUT)) == NULL)
 		return -1;
@@ -1543,6 +1641,18 @@ static const char chunk_sql[] =
 	"    DELETE FROM subblock_signatures WHERE blockid = old.blockid;\n"
 	"END;\n";
 
+int
+localdb_chunks_known(struct localdb *db)
+{
+	int r;
+
+	if (db->has_chunks)
+		return 1;
+	if ((r = table_exists(db, "chunk_index")) == 1)
+		db->has_chunks = true;
+	return r;
+}
+
 static int
 chunks_ready(struct localdb *db)
 {
@@ -1567,6 +1677,8 @@ localdb_block_size(struct localdb *db, const char *segment, uint64_t seq,
 	char obj[24];
 	int r;
 
+	if ((r = staged_id(db, segment, seq, NULL, size)) != 0)
+		return r;
 	object_name(seq, obj);
 	if ((s = stmt(db, db->has_missing ? ST_AVAIL_SIZE_M : ST_AVAIL_SIZE)) ==
 	    NULL)
@@ -1586,12 +1698,58 @@ localdb_block_size(struct localdb *db, const char *segment, uint64_t seq,
 }
 
 int
-localdb_add_chunks(struct localdb *db, const char *segment, uint64_t seq,
+localdb_chunk_row(struct localdb *db, const unsigned char *digest,
+    uint32_t length, int64_t blockid, uint32_t offset)
+{
+	sqlite3_stmt *s;
+
+	if ((s = stmt(db, ST_CHUNK_ADD)) == NULL)
+		return -1;
+	sqlite3_bind_blob(s, 1, digest, LOCALDB_CHUNK_DIGEST, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, length);
+	sqlite3_bind_int64(s, 3, blockid);
+	sqlite3_bind_int64(s, 4, offset);
+	if (step(db, s, "store chunk") < 0)
+		return -1;
+	done(s);
+	if (db->in_tx)
+		stage_note_key(db, stage_key_digest(digest));
+	return 0;
+}
+
+int
+localdb_chunks_sql(struct localdb *db, int64_t segid, uint64_t seq,
     const struct localdb_chunk *c, size_t n)
 {
 	sqlite3_stmt *s;
-	int64_t segid, blockid = 0;
+	int64_t blockid;
 	char obj[24];
+	int r;
+
+	object_name(seq, obj);
+	if ((s = stmt(db, ST_BLOCK_ID)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, segid);
+	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	if ((r = step(db, s, "look up block")) <= 0) {
+		if (r == 0)
+			err_set("local database: no object %s for chunks", obj);
+		return -1;
+	}
+	blockid = sqlite3_column_int64(s, 0);
+	done(s);
+	for (size_t i = 0; i < n; i++)
+		if (localdb_chunk_row(db, c[i].digest, c[i].length, blockid,
+			c[i].offset))
+			return -1;
+	return 0;
+}
+
+int
+localdb_add_chunks(struct localdb *db, const char *segment, uint64_t seq,
+    const struct localdb_chunk *c, size_t n)
+{
+	int64_t segid;
 	int r;
 
 	if (n == 0)
@@ -1600,35 +1758,16 @@ localdb_add_chunks(struct localdb *db, const char *segment, uint64_t seq,
 		return -1;
 	if ((r = segment_id(db, segment, false, &segid)) < 0)
 		return -1;
-	object_name(seq, obj);
-	if (r == 1) {
-		if ((s = stmt(db, ST_BLOCK_ID)) == NULL)
-			return -1;
-		sqlite3_bind_int64(s, 1, segid);
-		sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
-		if ((r = step(db, s, "look up block")) < 0)
-			return -1;
-		if (r == 1) {
-			blockid = sqlite3_column_int64(s, 0);
-			done(s);
-		}
-	}
 	if (r == 0) {
-		err_set("local database: no object %s/%s for chunks", segment,
-		    obj);
+		err_set("local database: no object %s/%08llx for chunks",
+		    segment, (unsigned long long)seq);
 		return -1;
 	}
-	if ((s = stmt(db, ST_CHUNK_ADD)) == NULL)
+	if (db->in_tx && stage_block_of(db, segid, seq, NULL, NULL) == 1)
+		return stage_put_chunks(db, segid, seq, c, n);
+	if (localdb_chunks_sql(db, segid, seq, c, n)) {
+		err_prefix("%s", segment);
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		sqlite3_bind_blob(s, 1, c[i].digest, LOCALDB_CHUNK_DIGEST,
-		    SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, c[i].length);
-		sqlite3_bind_int64(s, 3, blockid);
-		sqlite3_bind_int64(s, 4, c[i].offset);
-		if (step(db, s, "store chunk") < 0)
-			return -1;
-		done(s);
 	}
 	return 0;
 }
@@ -1643,13 +1782,13 @@ localdb_find_chunk(struct localdb *db,
 	uint64_t seq;
 	int r;
 
-	if (!db->has_chunks) {
-		if ((r = table_exists(db, "chunk_index")) < 0)
-			return -1;
-		if (r == 0)
-			return 0;
-		db->has_chunks = true;
-	}
+	if (db->in_tx &&
+	    (r = stage_find_chunk(db, digest, length, out, objsize)) != 0)
+		return r;
+	if ((r = localdb_chunks_known(db)) <= 0)
+		return r;
+	if (db->in_tx && (r = stage_absent(db, stage_key_digest(digest))))
+		return r < 0 ? -1 : 0;
 	if ((s = stmt(db, db->has_missing ? ST_CHUNK_FIND_M : ST_CHUNK_FIND)) ==
 	    NULL)
 		return -1;

@@ -1,13 +1,15 @@
 /*
- * localdb_internal: the database handle, shared by localdb.c (backups) and
- * localdb_space.c (cleaning, pruning, rebuilding).  Not part of the
- * public interface: only those two files include it, and only they may
- * use sqlite3 directly.
+ * localdb_internal: the database handle, shared by localdb.c (backups),
+ * localdb_stage.c (a backup's new rows, batched), localdb_space.c
+ * (cleaning, pruning, rebuilding) and localdb_scrub.c.  Not part of the
+ * public interface: only those files include it, and only they may use
+ * sqlite3 directly.
  */
 #ifndef CUMULUS_LOCALDB_INTERNAL_H
 #define CUMULUS_LOCALDB_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -79,6 +81,8 @@ struct localdb {
 	size_t last_loaded;         /* index of the segment last asked for */
 	sqlite3_stmt *st[ST_COUNT];
 	sqlite3_stmt *sp[SP_COUNT];  /* finalized by localdb_close() too */
+	/* The running backup's staged rows and filter (localdb_stage.c). */
+	struct localdb_stage *stage;
 };
 
 /* Record an SQLite error of ${db} (localdb.c); a damaged database gets the
@@ -93,5 +97,58 @@ int localdb_exec(struct localdb *db, const char *sql, const char *what);
 int localdb_ref_flush(struct localdb *db);
 /* Forget the references counted (a new snapshot's accounting starts). */
 void localdb_refs_reset(struct localdb *db);
+/* Step ${s} once: 1 row, 0 done (reset), -1 error (recorded, reset). */
+int localdb_step(struct localdb *db, sqlite3_stmt *s, const char *what);
+/* Reset ${s} and clear its bindings after use. */
+void localdb_done(sqlite3_stmt *s);
+/* Whether chunk_index exists: 1, 0, or -1 on error. */
+int localdb_chunks_known(struct localdb *db);
+/* Insert one chunk_index row (the table exists).  0 or -1. */
+int localdb_chunk_row(struct localdb *db, const unsigned char *digest,
+    uint32_t length, int64_t blockid, uint32_t offset);
+/* Insert the chunks of block ${segid}/${seq}, found by SQL.  0 or -1. */
+struct localdb_chunk;
+int localdb_chunks_sql(struct localdb *db, int64_t segid, uint64_t seq,
+    const struct localdb_chunk *c, size_t n);
+
+/*
+ * localdb_stage.c: during a backup, new block_index and chunk_index rows
+ * wait in memory and reach SQLite in batches sorted by checksum; a filter
+ * says which checksums SQLite surely lacks.  Keys: stage_key_text() of a
+ * block checksum, stage_key_digest() of a chunk digest.
+ */
+uint64_t stage_key_text(const char *checksum);
+uint64_t stage_key_digest(const unsigned char *digest);
+/* The next blockid of this backup (rows written directly take one too). */
+int stage_next_id(struct localdb *db, int64_t *id);
+/* Stage a block (segid and seq fit 32 bits, size fits objref). */
+int stage_put_block(struct localdb *db, int64_t segid, const char *segment,
+    uint64_t seq, const char *checksum, uint64_t size, double timestamp);
+/* A staged block with this checksum and size: 1 (fills ${out} and
+ * ${timestamp} when not NULL), or 0. */
+int stage_find_block(struct localdb *db, const char *checksum,
+    uint64_t size, uint64_t key, struct ref *out, double *timestamp);
+/* Whether ${segid}/${seq} is staged: 1 with its blockid and size, or 0. */
+int stage_block_of(struct localdb *db, int64_t segid, uint64_t seq,
+    int64_t *blockid, uint64_t *size);
+/* Stage chunks of the staged block ${segid}/${seq}. */
+int stage_put_chunks(struct localdb *db, int64_t segid, uint64_t seq,
+    const struct localdb_chunk *c, size_t n);
+int stage_find_chunk(struct localdb *db, const unsigned char *digest,
+    uint32_t length, struct ref *out, uint64_t *objsize);
+/* Signatures of a block by its id (staged blocks have no row to join). */
+int stage_get_signatures(struct localdb *db, int64_t blockid,
+    char **algorithm, void **sig, size_t *len);
+int stage_put_signatures(struct localdb *db, int64_t blockid,
+    const char *algorithm, const void *sig, size_t len);
+/* 1 when no row of block_index or chunk_index has key ${key}; 0 maybe
+ * (or no filter yet); -1 error. */
+int stage_absent(struct localdb *db, uint64_t key);
+/* Tell the filter of a key written directly. */
+void stage_note_key(struct localdb *db, uint64_t key);
+/* Write the staged rows.  0 or -1 (the batch is dropped either way). */
+int stage_flush(struct localdb *db);
+/* Drop the stage and the filter (end of the backup's transaction). */
+void stage_reset(struct localdb *db);
 
 #endif
