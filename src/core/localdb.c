@@ -872,28 +872,46 @@ localdb_find_old_block(struct localdb *db, const char *checksum,
 /* ---- the objects the running backup references (db->refs) ---- */
 
 /*
- * One entry per object the backup asked about or referenced: 20 bytes,
- * since a backup of a large tree holds ~100,000 of them.  Segment ids,
- * sequence numbers and sizes our writers (and the original's) produce all
- * fit 32 bits; an object whose do not is simply not tracked here (see
- * objref_fits): its availability is asked of SQLite and its references
- * count as unknown, which keeps its segment.
+ * One entry per object the backup asked about or referenced: 16 bytes,
+ * since a backup of a large tree holds ~100,000 of them.  Segment ids and
+ * sizes our writers (and the original's) produce fit 32 bits, sequence
+ * numbers 30 (a segment holds a few thousand objects); an object whose
+ * numbers do not is simply not tracked here (see objref_fits): its
+ * availability is asked of SQLite and its references count as unknown,
+ * which keeps its segment.
  */
 #define OBJREF_NONE UINT32_MAX /* refsize: not referenced; objsize: unknown */
+#define OBJREF_SEQ_BITS 30
+#define OBJREF_SEQ_MASK ((UINT32_C(1) << OBJREF_SEQ_BITS) - 1)
 
 struct localdb_objref {
 	uint32_t segid;   /* 0: free slot (segment ids start at 1) */
-	uint32_t seq;
+	uint32_t seq_use; /* sequence number, and in the top two bits
+			   * whether it is unexpired in block_index (and
+			   * its segment not missing): see usable() */
 	uint32_t refsize; /* bytes referenced so far, or OBJREF_NONE */
 	uint32_t objsize; /* block_index size, or OBJREF_NONE */
-	int8_t usable;    /* unexpired in block_index (and segment not
-			   * missing): 1, 0, or -1 not asked yet */
 };
+
+/* 1 usable, 0 not, -1 not asked yet. */
+static int
+usable(const struct localdb_objref *e)
+{
+	return (int)(e->seq_use >> OBJREF_SEQ_BITS) - 1;
+}
+
+static void
+set_usable(struct localdb_objref *e, int u)
+{
+	e->seq_use = (e->seq_use & OBJREF_SEQ_MASK) |
+	    (uint32_t)(u + 1) << OBJREF_SEQ_BITS;
+}
 
 static bool
 objref_fits(int64_t segid, uint64_t seq)
 {
-	return segid > 0 && segid < (int64_t)UINT32_MAX && seq < UINT32_MAX;
+	return segid > 0 && segid < (int64_t)UINT32_MAX &&
+	    seq <= OBJREF_SEQ_MASK;
 }
 
 static bool
@@ -926,7 +944,8 @@ objref_get(struct localdb *db, int64_t segid64, uint64_t seq64)
 		for (i = objref_slot(segid, seq, db->refs_cap);;
 		     i = (i + 1) & (db->refs_cap - 1)) {
 			e = &db->refs[i];
-			if (e->segid == segid && e->seq == seq)
+			if (e->segid == segid &&
+			    (e->seq_use & OBJREF_SEQ_MASK) == seq)
 				return e;
 			if (e->segid == 0)
 				break;
@@ -943,7 +962,8 @@ objref_get(struct localdb *db, int64_t segid64, uint64_t seq64)
 		for (size_t j = 0; j < db->refs_cap; j++) {
 			if (db->refs[j].segid == 0)
 				continue;
-			i = objref_slot(db->refs[j].segid, db->refs[j].seq, ncap);
+			i = objref_slot(db->refs[j].segid,
+			    db->refs[j].seq_use & OBJREF_SEQ_MASK, ncap);
 			while (n[i].segid != 0)
 				i = (i + 1) & (ncap - 1);
 			n[i] = db->refs[j];
@@ -956,8 +976,9 @@ objref_get(struct localdb *db, int64_t segid64, uint64_t seq64)
 	while (db->refs[i].segid != 0)
 		i = (i + 1) & (db->refs_cap - 1);
 	e = &db->refs[i];
-	*e = (struct localdb_objref){ .segid = segid, .seq = seq,
-		.refsize = OBJREF_NONE, .objsize = OBJREF_NONE, .usable = -1 };
+	*e = (struct localdb_objref){ .segid = segid, .seq_use = seq,
+		.refsize = OBJREF_NONE, .objsize = OBJREF_NONE };
+	set_usable(e, -1);
 	db->refs_len++;
 	return e;
 }
@@ -1038,7 +1059,7 @@ load_segment(struct localdb *db, int64_t segid, const char *segment,
 				done(s);
 				return -1;
 			}
-			e->usable = 1;
+			set_usable(e, 1);
 			if (sqlite3_column_type(s, 1) != SQLITE_NULL &&
 			    objsize_fits(sqlite3_column_int64(s, 1)))
 				e->objsize =
@@ -1098,9 +1119,9 @@ localdb_block_available(struct localdb *db, const char *segment,
 		}
 		if ((e = objref_get(db, segid, seq)) == NULL)
 			return -1;
-		if (e->usable < 0)
-			e->usable = 0; /* not among the segment's usable objects */
-		return e->usable;
+		if (usable(e) < 0)
+			set_usable(e, 0); /* not among the segment's usable objects */
+		return usable(e);
 	}
 ask:
 	object_name(seq, obj);
@@ -1165,7 +1186,7 @@ localdb_store_block(struct localdb *db, const char *segment, uint64_t seq,
 
 		if (e == NULL)
 			return -1;
-		e->usable = 1;
+		set_usable(e, 1);
 		e->objsize = objsize_fits((int64_t)size) ? (uint32_t)size
 							 : OBJREF_NONE;
 	}

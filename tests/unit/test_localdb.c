@@ -677,8 +677,8 @@ test_session(void)
 }
 
 /*
- * The backup's in-memory accounting keeps 32-bit segment ids, sequence
- * numbers and sizes.  Wider ones (no writer makes them, but a database may
+ * The backup's in-memory accounting keeps 32-bit segment ids and sizes,
+ * and 30-bit sequence numbers.  Wider ones (no writer makes them, but a database may
  * hold them) are answered by SQLite and counted as unknown, which keeps
  * their segment in the snapshot's list.
  */
@@ -700,7 +700,9 @@ test_wide_keys(void)
 	    " VALUES (8589934592, '00000000', 'sha256=01', 10),"
 	    " (7, '100000000', 'sha256=02', 20),"
 	    " (7, '00000001', 'sha256=03', 5000000000),"
-	    " (7, '00000002', 'sha256=04', 30)");
+	    " (7, '00000002', 'sha256=04', 30),"
+	    " (7, '40000000', 'sha256=06', 40),"
+	    " (7, '3fffffff', 'sha256=07', 50)");
 	ok(localdb_begin_snapshot(db, "20260105T000000", NULL, 1.0) == 0,
 	    "begin snapshot");
 	snap = localdb_snapshot_id(db);
@@ -713,6 +715,10 @@ test_wide_keys(void)
 	    localdb_block_available(db, "segN", 2) == 1 &&
 	    localdb_block_available(db, "segN", 3) == 0,
 	    "sequence numbers over 32 bits next to small ones");
+	ok(localdb_block_available(db, "segN", 0x40000000) == 1 &&
+	    localdb_block_available(db, "segN", 0x40000001) == 0 &&
+	    localdb_block_available(db, "segN", 0x3fffffff) == 1,
+	    "sequence numbers of 30 bits and over");
 	ok(localdb_use_object(db, "segBig", 0, 0, 10, true) == 0,
 	    "wide segment id: counted as unknown");
 	ok(localdb_use_object(db, "segN", 0x100000000ull, 0, 20, true) == 0,
@@ -721,6 +727,10 @@ test_wide_keys(void)
 	    true) == 0, "object of 5 GB: counted as unknown");
 	ok(localdb_use_object(db, "segN", 2, 0, 30, true) == 1,
 	    "small object of the same segment: accounted");
+	ok(localdb_use_object(db, "segN", 0x40000000, 0, 40, true) == 0,
+	    "sequence number of 31 bits: counted as unknown");
+	ok(localdb_use_object(db, "segN", 0x3fffffff, 0, 50, true) == 1,
+	    "largest sequence number of 30 bits: accounted");
 	ok(localdb_store_block(db, "segN", 3, "sha256=05", 5000000000ull,
 	    0) == 0 && localdb_block_available(db, "segN", 3) == 1,
 	    "a 5 GB object stored in the backup is available");
@@ -731,9 +741,9 @@ test_wide_keys(void)
 	    "both segments kept in the snapshot's list");
 	localdb_free_list(list, n);
 	ok(CLR(localdb_commit_snapshot(db)) == 0, "commit: %s", err_msg());
-	ok(refs_bytes(h, snap, "segN") == 30 &&
+	ok(refs_bytes(h, snap, "segN") == 80 &&
 	    refs_bytes(h, snap, "segBig") == -1,
-	    "only the small object is in segment_utilization (%lld)",
+	    "only the small objects are in segment_utilization (%lld)",
 	    (long long)refs_bytes(h, snap, "segN"));
 	localdb_close(db);
 	sqlite3_close(h);
