@@ -10,9 +10,12 @@
  */
 #include "segment.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +59,7 @@ struct group {
 	char *name;
 	struct open_segment *seg;
 	ZSTD_CCtx *cctx;
+	bool pool_started; /* zstd's workers run (see start_pool) */
 	uint64_t raw_total;
 	uint64_t stored_total;
 };
@@ -179,6 +183,57 @@ seg_write(struct segment_writer *w, struct group *g, const void *p, size_t n,
 	}
 }
 
+/*
+ * zstd's worker threads, started at a lower priority (nice + 5) than ours.
+ * The main thread is the backup's critical path and the read-ahead
+ * workers feed it; compression has a queue of jobs and can wait.  With
+ * equal priorities the scheduler made the main thread queue behind the
+ * compression workers for a time slice at a time.  zstd starts its pool
+ * on the first call of a context, and threads inherit the nice value of
+ * the thread that creates them: so that call is made from a short-lived
+ * thread that lowered its own priority.  It has no input; whatever it
+ * writes (nothing, in practice) is the start of the segment.
+ */
+struct pool_start {
+	ZSTD_CCtx *cctx;
+	ZSTD_outBuffer out;
+	size_t rc;
+};
+
+#define WORKER_NICE 5
+
+static void *
+pool_start_main(void *arg)
+{
+	struct pool_start *ps = arg;
+	ZSTD_inBuffer in = { NULL, 0, 0 };
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	int nice = getpriority(PRIO_PROCESS, (id_t)tid);
+
+	/* Linux: the nice value is per thread; failing is harmless. */
+	(void)setpriority(PRIO_PROCESS, (id_t)tid, nice + WORKER_NICE);
+	ps->rc = ZSTD_compressStream2(ps->cctx, &ps->out, &in,
+	    ZSTD_e_continue);
+	return NULL;
+}
+
+static int
+start_pool(struct segment_writer *w, struct group *g, struct open_segment *s)
+{
+	struct pool_start ps = { g->cctx, { w->outbuf, OUTBUF_SIZE, 0 }, 0 };
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, pool_start_main, &ps) != 0) {
+		/* The pool then starts on the first write, at our priority. */
+		return 0;
+	}
+	pthread_join(t, NULL);
+	g->pool_started = true;
+	if (zstd_check(ps.rc) || emit(s, w->outbuf, ps.out.pos))
+		return -1;
+	return 0;
+}
+
 static int
 seg_open(struct segment_writer *w, struct group *g)
 {
@@ -244,6 +299,8 @@ seg_open(struct segment_writer *w, struct group *g)
 			ZSTD_CCtx_setParameter(g->cctx, ZSTD_c_jobSize,
 			    768 << 10);
 			ZSTD_CCtx_setParameter(g->cctx, ZSTD_c_overlapLog, 5);
+			if (!g->pool_started && start_pool(w, g, s))
+				goto fail;
 		}
 		if (strcmp(g->name, "metadata") == 0)
 			ZSTD_CCtx_setParameter(g->cctx, ZSTD_c_windowLog, 19);
