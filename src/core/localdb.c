@@ -402,19 +402,38 @@ parse_object(const unsigned char *s, uint64_t *seq)
 
 /*
  * The segmentid of ${segment}, creating the row when ${create}.  1 found
- * (or created), 0 absent, -1 error.  The last answer is cached during a
- * backup: the references of a file mostly name the same segment.
+ * (or created), 0 absent, -1 error.  Answers are cached during a backup
+ * (db->segids): a tree's references alternate between a few segments.
  */
+static size_t
+segid_slot(const char *segment)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *segment; segment++)
+		h = (h ^ (unsigned char)*segment) * 16777619u;
+	return h % (sizeof(((struct localdb *)0)->segids) /
+		       sizeof(((struct localdb *)0)->segids[0]));
+}
+
+static void
+segids_reset(struct localdb *db)
+{
+	for (size_t i = 0; i < sizeof(db->segids) / sizeof(db->segids[0]); i++)
+		db->segids[i].id = 0;
+}
+
 static int
 segment_id(struct localdb *db, const char *segment, bool create,
     int64_t *id)
 {
 	sqlite3_stmt *s;
+	size_t slot = segid_slot(segment);
 	int r;
 
-	if (db->in_tx && db->seg_cached &&
-	    strcmp(db->seg_cache, segment) == 0) {
-		*id = db->seg_cache_id;
+	if (db->in_tx && db->segids[slot].id != 0 &&
+	    strcmp(db->segids[slot].name, segment) == 0) {
+		*id = db->segids[slot].id;
 		return 1;
 	}
 	if (create) {
@@ -432,11 +451,10 @@ segment_id(struct localdb *db, const char *segment, bool create,
 		return -1;
 	if (r == 1) {
 		*id = sqlite3_column_int64(s, 0);
-		if (db->in_tx) {
-			snprintf(db->seg_cache, sizeof(db->seg_cache), "%s",
-			    segment);
-			db->seg_cache_id = *id;
-			db->seg_cached = true;
+		if (db->in_tx && *id != 0 &&
+		    strlen(segment) < sizeof(db->segids[slot].name)) {
+			strcpy(db->segids[slot].name, segment);
+			db->segids[slot].id = *id;
 		}
 	}
 	done(s);
@@ -578,6 +596,7 @@ rollback(struct localdb *db)
 		(void)sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	db->in_tx = false;
 	db->seg_cached = false;
+	segids_reset(db);
 	localdb_refs_reset(db);
 	stage_reset(db);
 }
@@ -724,6 +743,7 @@ localdb_begin_snapshot(struct localdb *db, const char *name,
 		return -1;
 	db->in_tx = true;
 	db->seg_cached = false;
+	segids_reset(db);
 	localdb_refs_reset(db);
 	if (localdb_exec(db, "DELETE FROM snapshot_segrefs; DELETE FROM snapshot_unknown",
 	    "reset reference accounting"))
@@ -768,6 +788,7 @@ localdb_commit_snapshot(struct localdb *db)
 		goto fail;
 	db->in_tx = false;
 	db->seg_cached = false;
+	segids_reset(db);
 	localdb_refs_reset(db);
 	stage_reset(db);
 	return 0;

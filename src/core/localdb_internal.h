@@ -62,10 +62,17 @@ struct localdb {
 	bool has_missing;     /* table missing_segments exists */
 	bool has_chunks;      /* chunk_index ensured (localdb_add_chunks) */
 	int64_t snapshotid;
-	/* last segment name -> id, valid only inside the backup transaction */
+	/* last segment name -> id (localdb_space.c) */
 	bool seg_cached;
 	int64_t seg_cache_id;
 	char seg_cache[REF_SEGMENT_MAX + 1];
+	/* Segment name -> id during a backup (localdb.c): a direct-mapped
+	 * cache, since references alternate between segments.  id 0: empty;
+	 * emptied when a backup begins or ends. */
+	struct {
+		int64_t id;
+		char name[REF_SEGMENT_MAX + 1];
+	} segids[64];
 	/*
 	 * The objects the running backup references, in memory: for each,
 	 * the bytes referenced so far (the original's snapshot_refs) and
