@@ -221,8 +221,9 @@ filter_scan(struct localdb *db, const char *sql, bool digest)
 		if (digest) {
 			const void *d = sqlite3_column_blob(s, 0);
 
-			if (d != NULL &&
-			    sqlite3_column_bytes(s, 0) == LOCALDB_CHUNK_DIGEST)
+			if (d != NULL
+			    && sqlite3_column_bytes(s, 0)
+			        == LOCALDB_CHUNK_DIGEST)
 				filter_set(st, stage_key_digest(d));
 		} else {
 			const unsigned char *t = sqlite3_column_text(s, 0);
@@ -268,7 +269,8 @@ filter_build(struct localdb *db, size_t want)
 		st->fkeys = 0;
 		r = filter_scan(db, "SELECT checksum FROM block_index", false);
 		if (r == 0 && (r = localdb_chunks_known(db)) == 1)
-			r = filter_scan(db, "SELECT hash FROM chunk_index", true);
+			r = filter_scan(
+			    db, "SELECT hash FROM chunk_index", true);
 		if (r < 0) {
 			free(st->bits);
 			st->bits = NULL;
@@ -291,8 +293,8 @@ stage_absent(struct localdb *db, uint64_t key)
 		if (st->filter_off || ++st->sql_asks < FILTER_AFTER)
 			return 0;
 		/* Sized for twice the tables, and room for this run. */
-		if (read_next_id(db) ||
-		    filter_build(db, 2 * (size_t)st->next_id + (1 << 16)))
+		if (read_next_id(db)
+		    || filter_build(db, 2 * (size_t)st->next_id + (1 << 16)))
 			return -1;
 		if (st->bits == NULL)
 			return 0;
@@ -330,8 +332,9 @@ read_next_id(struct localdb *db)
 
 	if (st->next_id == 0) {
 		if (sqlite3_prepare_v2(db->h,
-			"SELECT coalesce(max(blockid), 0) + 1 FROM block_index",
-			-1, &s, NULL) != SQLITE_OK)
+		        "SELECT coalesce(max(blockid), 0) + 1 FROM block_index",
+		        -1, &s, NULL)
+		    != SQLITE_OK)
 			return localdb_dberr(db, "number blocks");
 		r = localdb_step(db, s, "number blocks");
 		if (r == 1)
@@ -361,13 +364,14 @@ stage_next_id(struct localdb *db, int64_t *id)
 static long
 find_staged(const struct localdb_stage *st, uint32_t segid, uint32_t seq)
 {
-	for (size_t i = name_slot(segid, seq);; i = (i + 1) & (BLOCK_SLOTS - 1)) {
+	for (size_t i = name_slot(segid, seq);;
+	     i = (i + 1) & (BLOCK_SLOTS - 1)) {
 		uint32_t e = st->by_name[i];
 
 		if (e == 0)
 			return -1;
-		if (st->blocks[e - 1].segid == segid &&
-		    st->blocks[e - 1].seq == seq)
+		if (st->blocks[e - 1].segid == segid
+		    && st->blocks[e - 1].seq == seq)
 			return (long)e - 1;
 	}
 }
@@ -379,8 +383,8 @@ stage_block_of(struct localdb *db, int64_t segid, uint64_t seq,
 	struct localdb_stage *st = db->stage;
 	long i;
 
-	if (st == NULL || st->nblocks == 0 || segid <= 0 ||
-	    segid >= UINT32_MAX || seq >= UINT32_MAX)
+	if (st == NULL || st->nblocks == 0 || segid <= 0 || segid >= UINT32_MAX
+	    || seq >= UINT32_MAX)
 		return 0;
 	if ((i = find_staged(st, (uint32_t)segid, (uint32_t)seq)) < 0)
 		return 0;
@@ -401,14 +405,14 @@ stage_put_block(struct localdb *db, int64_t segid, const char *segment,
 
 	if (st == NULL)
 		return -1;
-	if (st->nblocks == STAGE_BLOCKS ||
-	    st->sums_len + sumlen > STAGE_SUM_BYTES) {
+	if (st->nblocks == STAGE_BLOCKS
+	    || st->sums_len + sumlen > STAGE_SUM_BYTES) {
 		if (stage_flush(db))
 			return -1;
 	}
 	if (find_staged(st, (uint32_t)segid, (uint32_t)seq) >= 0) {
 		err_set("local database: store block: object %s/%08llx stored "
-			"twice",
+		        "twice",
 		    segment, (unsigned long long)seq);
 		return -1;
 	}
@@ -424,7 +428,7 @@ stage_put_block(struct localdb *db, int64_t segid, const char *segment,
 				break;
 		if (k == st->nsegs) {
 			if (grow(&st->segs, &st->segs_cap, st->nsegs + 1,
-				sizeof(*st->segs), 16))
+			        sizeof(*st->segs), 16))
 				return -1;
 			st->segs[k].segid = (uint32_t)segid;
 			snprintf(st->segs[k].name, sizeof(st->segs[k].name),
@@ -470,8 +474,8 @@ stage_find_block(struct localdb *db, const char *checksum, uint64_t size,
 	     i = (i + 1) & (BLOCK_SLOTS - 1)) {
 		const struct stage_block *b = &st->blocks[st->by_sum[i] - 1];
 
-		if (b->key != key || b->size != size ||
-		    strcmp(st->sums + b->sum, checksum) != 0)
+		if (b->key != key || b->size != size
+		    || strcmp(st->sums + b->sum, checksum) != 0)
 			continue;
 		if (out != NULL) {
 			ref_set_object(out, st->segs[b->seg].name, b->seq);
@@ -534,9 +538,9 @@ stage_find_chunk(struct localdb *db, const unsigned char *digest,
 		const struct stage_block *b = &st->blocks[c->block];
 
 		/* As the SQL: the chunk lies inside its object. */
-		if (c->length != length ||
-		    memcmp(c->digest, digest, sizeof(c->digest)) != 0 ||
-		    (uint64_t)c->offset + c->length > b->size)
+		if (c->length != length
+		    || memcmp(c->digest, digest, sizeof(c->digest)) != 0
+		    || (uint64_t)c->offset + c->length > b->size)
 			continue;
 		ref_set_object(out, st->segs[b->seg].name, b->seq);
 		out->range = REF_RANGE_SLICE;
@@ -553,8 +557,10 @@ stage_find_chunk(struct localdb *db, const unsigned char *digest,
 static sqlite3_stmt *
 prep(struct localdb *db, sqlite3_stmt **s, const char *sql)
 {
-	if (*s == NULL && sqlite3_prepare_v3(db->h, sql, -1,
-	    SQLITE_PREPARE_PERSISTENT, s, NULL) != SQLITE_OK) {
+	if (*s == NULL
+	    && sqlite3_prepare_v3(
+	           db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL)
+	        != SQLITE_OK) {
 		localdb_dberr(db, "prepare");
 		*s = NULL;
 	}
@@ -597,8 +603,8 @@ stage_get_signatures(struct localdb *db, int64_t blockid, char **algorithm,
 }
 
 int
-stage_put_signatures(struct localdb *db, int64_t blockid,
-    const char *algorithm, const void *sig, size_t len)
+stage_put_signatures(struct localdb *db, int64_t blockid, const char *algorithm,
+    const void *sig, size_t len)
 {
 	sqlite3_stmt *s = prep(db, &db->stage->sig_put,
 	    "INSERT OR REPLACE INTO subblock_signatures(blockid, algorithm,"
@@ -660,7 +666,8 @@ stage_flush(struct localdb *db)
 		const struct stage_block *b = &st->blocks[order[i]];
 		char obj[24];
 
-		snprintf(obj, sizeof(obj), "%08llx", (unsigned long long)b->seq);
+		snprintf(
+		    obj, sizeof(obj), "%08llx", (unsigned long long)b->seq);
 		sqlite3_bind_int64(s, 1, b->blockid);
 		sqlite3_bind_int64(s, 2, b->segid);
 		sqlite3_bind_text(s, 3, obj, -1, SQLITE_TRANSIENT);
@@ -681,7 +688,7 @@ stage_flush(struct localdb *db)
 		const struct stage_chunk *c = &st->chunks[order[i]];
 
 		if (localdb_chunk_row(db, c->digest, c->length,
-			st->blocks[c->block].blockid, c->offset))
+		        st->blocks[c->block].blockid, c->offset))
 			goto out;
 	}
 	rc = 0;

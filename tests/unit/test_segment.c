@@ -46,8 +46,8 @@ nice_of(const char *tid)
 	snprintf(path, sizeof(path), "/proc/self/task/%s/stat", tid);
 	if ((f = fopen(path, "r")) == NULL)
 		return -100;
-	if (fgets(buf, sizeof(buf), f) != NULL &&
-	    (p = strrchr(buf, ')')) != NULL) {
+	if (fgets(buf, sizeof(buf), f) != NULL
+	    && (p = strrchr(buf, ')')) != NULL) {
 		/* Fields after the command: state is 3, nice is 19. */
 		for (p = strtok(p + 1, " "); p; p = strtok(NULL, " "), field++)
 			if (field == 19) {
@@ -105,7 +105,8 @@ holds(const char *path, const unsigned char *want, size_t n)
 
 		while (ib.pos < ib.size) {
 			if (cap - len < 65536) {
-				unsigned char *na = realloc(all, cap + (1 << 20));
+				unsigned char *na
+				    = realloc(all, cap + (1 << 20));
 
 				if (na == NULL)
 					goto out;
@@ -178,8 +179,9 @@ main(void)
 	ok(segment_writer_finish(w) == 0 && seen.n == 2,
 	    "two segments written (%d)", seen.n);
 	snprintf(path, sizeof(path), "%s/%s", dir, seen.names[0]);
-	ok(holds(path, data, 3u << 20) || (snprintf(path, sizeof(path),
-	    "%s/%s", dir, seen.names[1]), holds(path, data, 3u << 20)),
+	ok(holds(path, data, 3u << 20)
+	        || (snprintf(path, sizeof(path), "%s/%s", dir, seen.names[1]),
+	            holds(path, data, 3u << 20)),
 	    "the data segment decompresses to the object");
 	segment_writer_free(w);
 
@@ -187,9 +189,9 @@ main(void)
 	cfg.threads = 1;
 	seen.n = 0;
 	w = NULL;
-	ok(segment_writer_open(st, &cfg, closed, &seen, &w) == 0 &&
-		segment_add(w, "data", data, 1u << 20, uuid, &seq) == 0 &&
-		count_lowered(base, &kept) == 0 && kept,
+	ok(segment_writer_open(st, &cfg, closed, &seen, &w) == 0
+	        && segment_add(w, "data", data, 1u << 20, uuid, &seq) == 0
+	        && count_lowered(base, &kept) == 0 && kept,
 	    "one thread: compression in line");
 	ok(segment_writer_finish(w) == 0 && seen.n == 1, "its segment written");
 	segment_writer_free(w);

@@ -62,9 +62,9 @@ found_as(struct localdb *db, int i, const char *seg, uint64_t seq)
 	struct ref r;
 
 	sum_of(sum, i);
-	return localdb_find_block(db, sum, (uint64_t)i + 1, &r) == 1 &&
-	    strcmp(r.segment, seg) == 0 && r.seq == seq &&
-	    r.length == (uint64_t)i + 1;
+	return localdb_find_block(db, sum, (uint64_t)i + 1, &r) == 1
+	    && strcmp(r.segment, seg) == 0 && r.seq == seq
+	    && r.length == (uint64_t)i + 1;
 }
 
 int
@@ -96,49 +96,52 @@ main(void)
 	for (int i = 0; i < NBLOCKS; i++) {
 		sum_of(sum, i);
 		if (localdb_store_block(db, SEG, (uint64_t)i, sum,
-			(uint64_t)i + 1, i == 7 ? 2450000.5 : 0) != 0)
+		        (uint64_t)i + 1, i == 7 ? 2450000.5 : 0)
+		    != 0)
 			bad++;
 		/* A row without checksum is written at once, numbered with
 		 * the staged ones. */
-		if (i % 1000 == 500 &&
-		    localdb_store_block(db, SEG2, (uint64_t)i, NULL, 10, 0) != 0)
+		if (i % 1000 == 500
+		    && localdb_store_block(db, SEG2, (uint64_t)i, NULL, 10, 0)
+		        != 0)
 			bad++;
 	}
-	ok(bad == 0, "%d blocks stored (and 10 without checksum): %s",
-	    NBLOCKS, err_msg());
-	ok(found_as(db, 0, SEG, 0) && found_as(db, 4095, SEG, 4095) &&
-		found_as(db, 4096, SEG, 4096) &&
-		found_as(db, NBLOCKS - 1, SEG, NBLOCKS - 1),
+	ok(bad == 0, "%d blocks stored (and 10 without checksum): %s", NBLOCKS,
+	    err_msg());
+	ok(found_as(db, 0, SEG, 0) && found_as(db, 4095, SEG, 4095)
+	        && found_as(db, 4096, SEG, 4096)
+	        && found_as(db, NBLOCKS - 1, SEG, NBLOCKS - 1),
 	    "blocks found, written or still held");
 	sum_of(sum, NBLOCKS - 1);
 	ok(localdb_find_block(db, sum, 5, &r) == 0,
 	    "a held block with another size is not found");
 	sum_of(sum, 7);
-	ok(localdb_find_old_block(db, sum, 8, &ts, &expired) == 1 &&
-		ts == 2450000.5 && expired == 0,
+	ok(localdb_find_old_block(db, sum, 8, &ts, &expired) == 1
+	        && ts == 2450000.5 && expired == 0,
 	    "age of a written block kept");
 	sum_of(sum, NBLOCKS - 2);
-	ok(localdb_find_old_block(db, sum, NBLOCKS - 1, &ts, &expired) == 1 &&
-		ts > 2460000 && expired == 0,
+	ok(localdb_find_old_block(db, sum, NBLOCKS - 1, &ts, &expired) == 1
+	        && ts > 2460000 && expired == 0,
 	    "a held block is old data of today (%f)", ts);
 	err_clear();
-	ok(localdb_store_block(db, SEG, NBLOCKS - 1, "sha256=ff", 3, 0) == -1 &&
-		strstr(err_msg(), "twice") != NULL,
+	ok(localdb_store_block(db, SEG, NBLOCKS - 1, "sha256=ff", 3, 0) == -1
+	        && strstr(err_msg(), "twice") != NULL,
 	    "a held object stored twice is refused: %s", err_msg());
-	ok(localdb_block_size(db, SEG, NBLOCKS - 1, &size) == 1 &&
-		size == NBLOCKS,
+	ok(localdb_block_size(db, SEG, NBLOCKS - 1, &size) == 1
+	        && size == NBLOCKS,
 	    "size of a held block");
 	ok(localdb_block_available(db, SEG, NBLOCKS - 1) == 1,
 	    "a held block is available");
 
 	/* Signatures and chunks of a held block. */
-	ok(localdb_put_signatures(db, SEG, NBLOCKS - 1, "gear-8k/sha256",
-	       "sig!", 4) == 0,
+	ok(localdb_put_signatures(
+	       db, SEG, NBLOCKS - 1, "gear-8k/sha256", "sig!", 4)
+	        == 0,
 	    "signatures of a held block stored");
-	ok(localdb_get_signatures(db, SEG, NBLOCKS - 1, &alg, &sig,
-	       &siglen) == 1 &&
-		strcmp(alg, "gear-8k/sha256") == 0 && siglen == 4 &&
-		memcmp(sig, "sig!", 4) == 0,
+	ok(localdb_get_signatures(db, SEG, NBLOCKS - 1, &alg, &sig, &siglen)
+	            == 1
+	        && strcmp(alg, "gear-8k/sha256") == 0 && siglen == 4
+	        && memcmp(sig, "sig!", 4) == 0,
 	    "and read back");
 	free(alg);
 	free(sig);
@@ -150,10 +153,10 @@ main(void)
 	ok(localdb_add_chunks(db, SEG, NBLOCKS - 1, c, 4) == 0,
 	    "chunks of a held block indexed");
 	digest_of(d, 2);
-	ok(localdb_find_chunk(db, d, 2000, &r, &objsize) == 1 &&
-		strcmp(r.segment, SEG) == 0 && r.seq == NBLOCKS - 1 &&
-		r.range == REF_RANGE_SLICE && r.start == 4000 &&
-		objsize == NBLOCKS,
+	ok(localdb_find_chunk(db, d, 2000, &r, &objsize) == 1
+	        && strcmp(r.segment, SEG) == 0 && r.seq == NBLOCKS - 1
+	        && r.range == REF_RANGE_SLICE && r.start == 4000
+	        && objsize == NBLOCKS,
 	    "a held chunk found as a slice of its block");
 	ok(localdb_find_chunk(db, d, 1999, &r, &objsize) == 0,
 	    "not with another length");
@@ -161,8 +164,8 @@ main(void)
 	digest_of(c[0].digest, 99);
 	c[0].offset = NBLOCKS - 100;
 	c[0].length = 200;
-	ok(localdb_add_chunks(db, SEG, NBLOCKS - 1, c, 1) == 0 &&
-		localdb_find_chunk(db, c[0].digest, 200, &r, &objsize) == 0,
+	ok(localdb_add_chunks(db, SEG, NBLOCKS - 1, c, 1) == 0
+	        && localdb_find_chunk(db, c[0].digest, 200, &r, &objsize) == 0,
 	    "a chunk past its object's end is not found");
 	ok(localdb_commit_snapshot(db) == 0, "committed: %s", err_msg());
 
@@ -170,25 +173,35 @@ main(void)
 	if (sqlite3_open(path, &h) != SQLITE_OK)
 		return 1;
 	sqlite3_busy_timeout(h, 5000);
-	ok(sq_int(h, "SELECT count(*) FROM block_index") == NBLOCKS + 10 &&
-		sq_int(h, "SELECT count(DISTINCT blockid) FROM block_index") ==
-		    NBLOCKS + 10,
+	ok(sq_int(h, "SELECT count(*) FROM block_index") == NBLOCKS + 10
+	        && sq_int(h, "SELECT count(DISTINCT blockid) FROM block_index")
+	            == NBLOCKS + 10,
 	    "every row written, each with its own id");
-	ok(sq_int(h, "SELECT count(*) FROM block_index b JOIN segments s"
-		     " USING (segmentid) WHERE s.segment = '" SEG "'") == NBLOCKS,
+	ok(sq_int(h,
+	       "SELECT count(*) FROM block_index b JOIN segments s"
+	       " USING (segmentid) WHERE s.segment = '" SEG "'")
+	        == NBLOCKS,
 	    "all in their segment");
-	ok(sq_int(h, "SELECT count(*) FROM subblock_signatures g JOIN"
-		     " block_index b USING (blockid) WHERE b.size = " "10000") ==
-		1,
+	ok(sq_int(h,
+	       "SELECT count(*) FROM subblock_signatures g JOIN"
+	       " block_index b USING (blockid) WHERE b.size = "
+	       "10000")
+	        == 1,
 	    "the signatures belong to their block");
-	ok(sq_int(h, "SELECT count(*) FROM chunk_index c JOIN block_index b"
-		     " USING (blockid) WHERE b.size = 10000") == 5,
+	ok(sq_int(h,
+	       "SELECT count(*) FROM chunk_index c JOIN block_index b"
+	       " USING (blockid) WHERE b.size = 10000")
+	        == 5,
 	    "the chunks belong to their block");
-	ok(sq_int(h, "SELECT count(*) FROM block_index WHERE timestamp IS NULL"
-		     " OR checksum IS NULL AND size != 10") == 0,
+	ok(sq_int(h,
+	       "SELECT count(*) FROM block_index WHERE timestamp IS NULL"
+	       " OR checksum IS NULL AND size != 10")
+	        == 0,
 	    "timestamps and checksums written");
-	ok(sq_int(h, "SELECT timestamp FROM block_index WHERE object ="
-		     " '00000007'") == 2450000,
+	ok(sq_int(h,
+	       "SELECT timestamp FROM block_index WHERE object ="
+	       " '00000007'")
+	        == 2450000,
 	    "inherited age written");
 	sqlite3_close(h);
 
@@ -208,12 +221,12 @@ main(void)
 			bad++;
 	ok(bad == 0, "every stored block still found with the filter");
 	sum_of(sum, 7);
-	ok(localdb_find_old_block(db, sum, 8, &ts, &expired) == 1 &&
-		ts == 2450000.5,
+	ok(localdb_find_old_block(db, sum, 8, &ts, &expired) == 1
+	        && ts == 2450000.5,
 	    "old block found with the filter");
 	digest_of(d, 3);
-	ok(localdb_find_chunk(db, d, 2000, &r, &objsize) == 1 &&
-		r.start == 6000,
+	ok(localdb_find_chunk(db, d, 2000, &r, &objsize) == 1
+	        && r.start == 6000,
 	    "stored chunk found with the filter");
 	digest_of(d, 1000);
 	ok(localdb_find_chunk(db, d, 2000, &r, &objsize) == 0,
@@ -221,8 +234,9 @@ main(void)
 	bad = 0;
 	for (int i = 0; i < 3 * 4096; i++) {
 		sum_of(sum, 100000 + i);
-		if (localdb_store_block(db, SEG3, (uint64_t)i, sum,
-			(uint64_t)100000 + i + 1, 0) != 0)
+		if (localdb_store_block(
+		        db, SEG3, (uint64_t)i, sum, (uint64_t)100000 + i + 1, 0)
+		    != 0)
 			bad++;
 	}
 	ok(bad == 0, "more blocks stored while the filter is on");
@@ -234,15 +248,15 @@ main(void)
 	digest_of(c[0].digest, 5000);
 	c[0].offset = 0;
 	c[0].length = 100;
-	ok(localdb_add_chunks(db, SEG, 3000, c, 1) == 0 &&
-		localdb_find_chunk(db, c[0].digest, 100, &r, &objsize) == 1 &&
-		r.seq == 3000,
+	ok(localdb_add_chunks(db, SEG, 3000, c, 1) == 0
+	        && localdb_find_chunk(db, c[0].digest, 100, &r, &objsize) == 1
+	        && r.seq == 3000,
 	    "a chunk added to an old block is found");
 	localdb_abort(db);
 	if (sqlite3_open(path, &h) != SQLITE_OK)
 		return 1;
-	ok(sq_int(h, "SELECT count(*) FROM block_index") == NBLOCKS + 10 &&
-		sq_int(h, "SELECT count(*) FROM chunk_index") == 5,
+	ok(sq_int(h, "SELECT count(*) FROM block_index") == NBLOCKS + 10
+	        && sq_int(h, "SELECT count(*) FROM chunk_index") == 5,
 	    "an aborted backup leaves nothing");
 	sqlite3_close(h);
 
@@ -254,8 +268,8 @@ main(void)
 	err_clear();
 	ok(localdb_commit_snapshot(db) == -1 && *err_msg(),
 	    "and refused when written: %s", err_msg());
-	ok(localdb_begin_snapshot(db, "20260101T000003", NULL, 1.0) == 0 &&
-		found_as(db, 5, SEG, 5) && localdb_commit_snapshot(db) == 0,
+	ok(localdb_begin_snapshot(db, "20260101T000003", NULL, 1.0) == 0
+	        && found_as(db, 5, SEG, 5) && localdb_commit_snapshot(db) == 0,
 	    "the database is usable after");
 
 	localdb_close(db);
