@@ -37,6 +37,7 @@
 #include "localdb.h"
 #include "meta.h"
 #include "metalog.h"
+#include "hasher.h"
 #include "prefetch.h"
 #include "ref.h"
 #include "run.h"
@@ -92,6 +93,10 @@ struct backup {
 	time_t now;
 	struct timespec last_progress;
 	unsigned char *block;
+	/* Files read in line, with several threads: the next block, read
+	 * while this one is processed and hashed meanwhile by the helper. */
+	unsigned char *block2;
+	struct hasher *hasher;
 	struct stanza st;
 	struct buf text;  /* formatted stanza */
 	struct buf data;  /* data list */
@@ -1074,10 +1079,11 @@ sub_plain_block(struct backup *b, const unsigned char *p, size_t n,
 }
 
 /* Feed one read block (aligned at a multiple of BLOCK_SIZE).  ${pre}: the
- * whole file, read and hashed ahead (prefetch.h), or NULL. */
+ * whole file, read and hashed ahead (prefetch.h), or NULL.  ${known}: the
+ * block's SHA-256, computed ahead (hasher.h), or NULL. */
 static int
 sub_block(struct backup *b, const unsigned char *p, size_t n,
-    const struct prefetch_job *pre)
+    const struct prefetch_job *pre, const char *known)
 {
 	struct subfile *s = b->sub;
 
@@ -1093,6 +1099,8 @@ sub_block(struct backup *b, const unsigned char *p, size_t n,
 			return sub_cut(b) || sub_emit_zero(b, n) ? -1 : 0;
 		if (pre)
 			memcpy(sum, pre->sum, HASH_STR_MAX);
+		else if (known)
+			memcpy(sum, known, HASH_STR_MAX);
 		else if (hash_buffer(HASH_SHA256, p, n, sum))
 			return -1;
 		s->block_sum_valid = true;
@@ -1156,6 +1164,20 @@ sub_end(struct backup *b)
 /* Read the file and fill size, checksum and data.  Read errors are
  * warnings: what was read is kept and the entry marked volatile.  ${pre}:
  * the whole file read and hashed ahead (then ${fd} is not read), or NULL. */
+/* The helper that hashes a file's next block, and the buffer that block
+ * is read into: started on the first file read in line.  0 or -1. */
+static int
+get_hasher(struct backup *b)
+{
+	if (b->block2 == NULL && (b->block2 = malloc(BLOCK_SIZE)) == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	if (b->hasher == NULL && hasher_create(&b->hasher))
+		return -1;
+	return 0;
+}
+
 static int
 read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
     struct statcache_entry *e, const char **status,
@@ -1166,6 +1188,14 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	uint64_t total = 0;
 	size_t single = 0; /* bytes of a file read in one short block */
 	const unsigned char *single_p = NULL;
+	/* Blocks read one ahead (see get_hasher): the current one is
+	 * bufs[cur]; have_next says it was read (next_len bytes, or the
+	 * read failed with next_error) and hashed with the block before. */
+	unsigned char *bufs[2] = { b->block, NULL };
+	char sums[2][HASH_STR_MAX], next_error[256] = "";
+	ssize_t next_len = 0;
+	bool have_next = false;
+	int cur = 0, rc;
 
 	buf_reset(&b->data);
 	/* Small files are not worth chunking: few chunks each, and their
@@ -1174,21 +1204,26 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	    hash_init(&h, HASH_SHA256))
 		return -1;
 	for (;;) {
-		const unsigned char *p = b->block;
-		ssize_t r;
+		const unsigned char *p = bufs[cur];
+		ssize_t r, next = 0;
+		bool read_ahead, ahead;
 
 		if (pre && pre->read_error[0]) {
 			r = -1;
 		} else if (pre) {
 			p = pre->data;
 			r = (ssize_t)pre->len;
+		} else if (have_next) {
+			r = next_len; /* read, and hashed, with the block before */
 		} else {
-			r = fileio_read_full(fd, b->block, BLOCK_SIZE);
+			r = fileio_read_full(fd, bufs[cur], BLOCK_SIZE);
 		}
 		if (r < 0) {
 			warnf(b, "error reading '%s': %s; its backup may be "
 				 "incomplete",
-			    shown(b, path), pre ? pre->read_error : err_msg());
+			    shown(b, path),
+			    pre ? pre->read_error
+				: have_next ? next_error : err_msg());
 			if (stanza_set_str(&b->st, "volatile", "1"))
 				goto fail;
 			break;
@@ -1200,16 +1235,44 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 		if (total == 0 && (size_t)r < BLOCK_SIZE) {
 			single = (size_t)r;
 			single_p = p;
-		} else {
+		} else if (!have_next) {
 			hash_update(&h, p, (size_t)r);
 		}
 		total += (uint64_t)r;
 		b->res->stats.bytes_read += (uint64_t)r;
-		if (sub_block(b, p, (size_t)r, pre))
+		/* A full block may have another after it: read it now and let
+		 * the helper hash it (into h, after this one) meanwhile. */
+		read_ahead = ahead = false;
+		if (!pre && (size_t)r == BLOCK_SIZE && b->pf) {
+			if (get_hasher(b))
+				goto fail;
+			bufs[1] = b->block2;
+			next = fileio_read_full(fd, bufs[cur ^ 1], BLOCK_SIZE);
+			if (next < 0)
+				snprintf(next_error, sizeof(next_error), "%s",
+				    err_msg());
+			else if (next > 0 &&
+			    hasher_start(b->hasher, bufs[cur ^ 1], (size_t)next,
+				&h, sums[cur ^ 1]))
+				goto fail;
+			read_ahead = true;
+			ahead = next > 0;
+		}
+		rc = sub_block(b, p, (size_t)r, pre,
+		    have_next ? sums[cur] : NULL);
+		/* The helper holds h and the other buffer until it is done. */
+		if (ahead && hasher_wait(b->hasher))
+			rc = -1;
+		if (rc)
 			goto fail;
 		progress(b, false);
 		if ((size_t)r < BLOCK_SIZE || pre)
 			break;
+		have_next = read_ahead;
+		if (read_ahead) {
+			next_len = next;
+			cur ^= 1;
+		}
 	}
 	if (sub_end(b))
 		goto fail;
@@ -2362,6 +2425,8 @@ out:
 		free(b.users[i].name);
 	for (size_t i = 0; i < b.ngroups; i++)
 		free(b.groups[i].name);
+	hasher_destroy(b.hasher);
+	free(b.block2);
 	free(b.block);
 	if (b.sub) {
 		sub_free(b.sub);

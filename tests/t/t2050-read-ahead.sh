@@ -4,9 +4,13 @@
 # must not depend on it: --threads=1 (no read-ahead) and --threads=3 give
 # the same metadata log (apart from where objects landed) and the same
 # verbose listing, in the same order; small, chunked, empty, all-zero,
-# duplicate and large files and every other entry type mixed; a file
-# larger than its size when it was opened is read again in line; a
-# backup that fails with files waiting stops cleanly.
+# duplicate and large files and every other entry type mixed; large
+# files read in line, whose next block is read and hashed by a helper
+# while the main thread stores the one before (several blocks, a last
+# block cut short, an end exactly at a block's end, a zero block, a
+# duplicate found block by block); a file larger than its size when it
+# was opened is read again in line; a backup that fails with files
+# waiting stops cleanly.
 . "$(dirname "$0")/../lib.sh"
 
 U() { "$CUMULUS_UTIL" "$@"; }
@@ -21,6 +25,11 @@ done
 head -c 300000 /dev/urandom >"$t/a/deep/chunked.bin"
 cp "$t/a/deep/chunked.bin" "$t/c/same-as-chunked.bin" # a duplicate
 head -c 1500000 /dev/urandom >"$t/a/deep/er/large.bin" # read in line
+head -c 3670016 /dev/urandom >"$t/b/big-3.5M.bin"       # 3 blocks and a half
+head -c 2097152 /dev/urandom >"$t/b/big-2M.bin"         # ends at a block's end
+{ head -c 1048576 /dev/urandom; head -c 1048576 /dev/zero
+  head -c 1000000 /dev/urandom; } >"$t/b/big-zero.bin"  # a zero block inside
+cp "$t/b/big-3.5M.bin" "$t/c/big-copy.bin"               # found block by block
 head -c 40000 /dev/zero >"$t/b/zero40k"
 head -c 100 /dev/zero >"$t/b/zero100"
 : >"$t/c/empty"
@@ -51,13 +60,17 @@ meta_of "$T/s1" >"$T/meta1"
 meta_of "$T/s3" >"$T/meta3"
 test_ok "the metadata log is the same with and without read-ahead" \
 	cmp "$T/meta1" "$T/meta3"
-test_eq "it lists every file" "$(grep -c '^type: f' "$T/meta3")" 166
+test_eq "it lists every file" "$(grep -c '^type: f' "$T/meta3")" 170
 snap=$(U --store="$T/s3" list-snapshots | tail -1)
 test_ok "the read-ahead snapshot restores" \
 	U --store="$T/s3" restore-snapshot "$snap" "$T/r3"
 make_manifest "$t" >"$T/want.tsv"
 make_manifest "$T/r3/tree" >"$T/got.tsv"
 test_ok "... exactly" compare_manifests "$T/want.tsv" "$T/got.tsv"
+test_eq "the large copy reuses the original's objects" \
+	"$(U --store="$T/s3" read-metadata "$snap" |
+		grep -A12 -E '^name: tree/(b/big-3.5M|c/big-copy).bin' |
+		grep "^data:" | sort -u | wc -l)" 1
 test_ok "the duplicate is stored once" \
 	test "$(U --store="$T/s3" read-metadata "$snap" |
 		grep -A12 -E '^name: tree/(a/deep/chunked|c/same-as-chunked).bin' |
