@@ -217,6 +217,12 @@ static const char *const st_sql[ST_COUNT] = {
 	    " SELECT b.blockid, ?3, ?4 FROM block_index b"
 	    " JOIN segments s ON s.segmentid = b.segmentid"
 	    " WHERE s.segment = ?1 AND b.object = ?2",
+	/* Blocks the running backup staged (localdb_stage.c) have no row
+	 * to join yet, only their id. */
+	[ST_SIG_GET_ID] = "SELECT algorithm, signatures"
+	    " FROM subblock_signatures WHERE blockid = ?1",
+	[ST_SIG_PUT_ID] = "INSERT OR REPLACE INTO subblock_signatures(blockid,"
+	    " algorithm, signatures) VALUES (?1, ?3, ?4)",
 	[ST_CHUNK_FIND] = CHUNK_FIND_SQL " LIMIT 1",
 	[ST_CHUNK_FIND_M] = CHUNK_FIND_SQL NOT_MISSING_SQL " LIMIT 1",
 	[ST_CHUNK_ADD] = "INSERT OR IGNORE INTO chunk_index(hash, length,"
@@ -1596,15 +1602,17 @@ localdb_get_signatures(struct localdb *db, const char *segment,
 	*algorithm = NULL;
 	*sig = NULL;
 	*len = 0;
-	if ((r = staged_id(db, segment, seq, &blockid, NULL)) != 0)
-		return r < 0 ? -1
-			     : stage_get_signatures(db, blockid, algorithm, sig,
-				   len);
-	object_name(seq, obj);
-	if ((s = stmt(db, ST_SIG_GET)) == NULL)
+	if ((r = staged_id(db, segment, seq, &blockid, NULL)) < 0)
 		return -1;
-	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	if ((s = stmt(db, r ? ST_SIG_GET_ID : ST_SIG_GET)) == NULL)
+		return -1;
+	if (r) {
+		sqlite3_bind_int64(s, 1, blockid);
+	} else {
+		object_name(seq, obj);
+		sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	}
 	if ((r = step(db, s, "read signatures")) <= 0)
 		return r;
 	alg = sqlite3_column_text(s, 0);
@@ -1641,15 +1649,17 @@ localdb_put_signatures(struct localdb *db, const char *segment,
 		err_set("local database: signatures too large");
 		return -1;
 	}
-	if ((r = staged_id(db, segment, seq, &blockid, NULL)) != 0)
-		return r < 0 ? -1
-			     : stage_put_signatures(db, blockid, algorithm, sig,
-				   len);
-	object_name(seq, obj);
-	if ((s = stmt(db, ST_SIG_PUT)) == NULL)
+	if ((r = staged_id(db, segment, seq, &blockid, NULL)) < 0)
 		return -1;
-	sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	object_name(seq, obj);
+	if ((s = stmt(db, r ? ST_SIG_PUT_ID : ST_SIG_PUT)) == NULL)
+		return -1;
+	if (r) {
+		sqlite3_bind_int64(s, 1, blockid);
+	} else {
+		sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	}
 	sqlite3_bind_text(s, 3, algorithm, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 4, len ? sig : "", (int)len, SQLITE_STATIC);
 	if (step(db, s, "store signatures") < 0)

@@ -36,6 +36,8 @@ enum st {
 	ST_ALG,
 	ST_SIG_GET,
 	ST_SIG_PUT,
+	ST_SIG_GET_ID,
+	ST_SIG_PUT_ID,
 	ST_CHUNK_FIND,
 	ST_CHUNK_FIND_M,
 	ST_CHUNK_ADD,
@@ -143,11 +145,6 @@ int stage_put_chunks(struct localdb *db, int64_t segid, uint64_t seq,
     const struct localdb_chunk *c, size_t n);
 int stage_find_chunk(struct localdb *db, const unsigned char *digest,
     uint32_t length, struct ref *out, uint64_t *objsize);
-/* Signatures of a block by its id (staged blocks have no row to join). */
-int stage_get_signatures(struct localdb *db, int64_t blockid,
-    char **algorithm, void **sig, size_t *len);
-int stage_put_signatures(struct localdb *db, int64_t blockid,
-    const char *algorithm, const void *sig, size_t len);
 /* 1 when no row of block_index or chunk_index has key ${key}; 0 maybe
  * (or no filter yet); -1 error. */
 int stage_absent(struct localdb *db, uint64_t key);

@@ -91,7 +91,7 @@ struct localdb_stage {
 	size_t sql_asks;
 	bool filter_off; /* building failed for lack of memory */
 
-	sqlite3_stmt *ins_block, *sig_get, *sig_put;
+	sqlite3_stmt *ins_block;
 };
 
 static int read_next_id(struct localdb *db);
@@ -149,7 +149,7 @@ get_stage(struct localdb *db)
 		st->nwords = 0;
 		st->fkeys = st->fcap = st->sql_asks = 0;
 		st->filter_off = false;
-		st->ins_block = st->sig_get = st->sig_put = NULL;
+		st->ins_block = NULL;
 		db->stage = st;
 	}
 	return db->stage;
@@ -552,8 +552,6 @@ stage_find_chunk(struct localdb *db, const unsigned char *digest,
 	return 0;
 }
 
-/* ---- signatures of staged blocks, by blockid ---- */
-
 static sqlite3_stmt *
 prep(struct localdb *db, sqlite3_stmt **s, const char *sql)
 {
@@ -565,60 +563,6 @@ prep(struct localdb *db, sqlite3_stmt **s, const char *sql)
 		*s = NULL;
 	}
 	return *s;
-}
-
-int
-stage_get_signatures(struct localdb *db, int64_t blockid, char **algorithm,
-    void **sig, size_t *len)
-{
-	sqlite3_stmt *s = prep(db, &db->stage->sig_get,
-	    "SELECT algorithm, signatures FROM subblock_signatures"
-	    " WHERE blockid = ?1");
-	const unsigned char *alg;
-	int n, r;
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, blockid);
-	if ((r = localdb_step(db, s, "read signatures")) <= 0)
-		return r;
-	alg = sqlite3_column_text(s, 0);
-	n = sqlite3_column_bytes(s, 1);
-	*algorithm = strdup(alg ? (const char *)alg : "");
-	*sig = malloc(n > 0 ? (size_t)n : 1);
-	if (*algorithm == NULL || *sig == NULL) {
-		localdb_done(s);
-		free(*algorithm);
-		free(*sig);
-		*algorithm = NULL;
-		*sig = NULL;
-		err_set("out of memory");
-		return -1;
-	}
-	if (n > 0)
-		memcpy(*sig, sqlite3_column_blob(s, 1), (size_t)n);
-	*len = (size_t)n;
-	localdb_done(s);
-	return 1;
-}
-
-int
-stage_put_signatures(struct localdb *db, int64_t blockid, const char *algorithm,
-    const void *sig, size_t len)
-{
-	sqlite3_stmt *s = prep(db, &db->stage->sig_put,
-	    "INSERT OR REPLACE INTO subblock_signatures(blockid, algorithm,"
-	    " signatures) VALUES (?1, ?2, ?3)");
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, blockid);
-	sqlite3_bind_text(s, 2, algorithm, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, len ? sig : "", (int)len, SQLITE_STATIC);
-	if (localdb_step(db, s, "store signatures") < 0)
-		return -1;
-	localdb_done(s);
-	return 0;
 }
 
 /* ---- writing the batch ---- */
@@ -710,8 +654,6 @@ stage_reset(struct localdb *db)
 	if (st == NULL)
 		return;
 	sqlite3_finalize(st->ins_block);
-	sqlite3_finalize(st->sig_get);
-	sqlite3_finalize(st->sig_put);
 	free(st->segs);
 	free(st->bits);
 	free(st);
