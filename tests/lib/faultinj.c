@@ -13,6 +13,11 @@
  *   FAULT_MODE   kill (SIGKILL, the default) | enospc | eio | enomem
  *   FAULT_COUNTS a file to which the counts of each kind are appended at
  *                exit ("write N\nfsync N\n...")
+ *   FAULT_READ_NAME, FAULT_READ_AT
+ *                independently of the above: read() of a file of that
+ *                name (its last path component) fails with EIO once the
+ *                file's offset is FAULT_READ_AT bytes or more (a medium
+ *                error part-way through a file)
  *
  * Only the process that loaded the shim first counts: children (filters)
  * see FAULT_PID differ from their pid and pass through.
@@ -39,6 +44,8 @@ static int target = -1; /* kind, or K_N for any */
 static long fail_at;
 static int fail_errno; /* 0: kill */
 static int active;
+static const char *read_name;
+static off_t read_at;
 
 __attribute__((constructor)) static void
 fi_init(void)
@@ -52,6 +59,8 @@ fi_init(void)
 		return; /* a child of the process under test */
 	setenv("FAULT_PID", me, 1);
 	active = 1;
+	read_name = getenv("FAULT_READ_NAME");
+	read_at = getenv("FAULT_READ_AT") ? atoll(getenv("FAULT_READ_AT")) : 0;
 	fail_at = n ? atol(n) : 0;
 	if (op) {
 		for (int i = 0; i < K_N; i++)
@@ -110,6 +119,31 @@ hit(enum kind k)
 }
 
 #define REAL(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
+
+ssize_t
+read(int fd, void *p, size_t n)
+{
+	if (active && read_name != NULL) {
+		char link[64], path[4096];
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		len = readlink(link, path, sizeof(path) - 1);
+		if (len > 0) {
+			const char *base;
+
+			path[len] = '\0';
+			base = strrchr(path, '/');
+			base = base ? base + 1 : path;
+			if (strcmp(base, read_name) == 0 &&
+			    lseek(fd, 0, SEEK_CUR) >= read_at) {
+				errno = EIO;
+				return -1;
+			}
+		}
+	}
+	return REAL(read)(fd, p, n);
+}
 
 /* glibc's own entry points: dlsym() may allocate, so the wrappers must
  * not need it. */
