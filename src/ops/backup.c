@@ -97,6 +97,9 @@ struct backup {
 	 * while this one is processed and hashed meanwhile by the helper. */
 	unsigned char *block2;
 	struct hasher *hasher;
+	/* Their Gear chunks, cut by the helper: cuts[i] goes with the block
+	 * in bufs[i] of read_file(). */
+	struct hasher_cuts cuts[2];
 	struct stanza st;
 	struct buf text;  /* formatted stanza */
 	struct buf data;  /* data list */
@@ -436,6 +439,10 @@ struct subfile {
 	 * it computed one: a file of one block has the same checksum. */
 	char block_sum[HASH_STR_MAX];
 	bool block_sum_valid;
+	/* The SHA-256 digest of the partial chunk (chunk, clen) as the last
+	 * chunk of the file, when the helper computed it (hasher.h). */
+	unsigned char tail_digest[32];
+	bool tail_valid;
 	uint64_t fed;           /* bytes given to sub_block() so far */
 	unsigned nfed;          /* and in how many calls */
 	struct ref pend;        /* last reference, still open for merging */
@@ -691,7 +698,7 @@ sub_begin(struct backup *b, struct statcache_entry *e, bool plain,
 	}
 	s->nchunks = s->nobjs = s->clen = s->litlen = s->nlitch = 0;
 	s->fed = s->nfed = 0;
-	s->block_sum_valid = false;
+	s->block_sum_valid = s->tail_valid = false;
 	buf_reset(&s->litsig);
 	s->have_pend = false;
 	s->status = status;
@@ -970,6 +977,7 @@ sub_cut(struct backup *b)
 
 	chunker_init(&s->ck, s->kind);
 	s->clen = 0;
+	s->tail_valid = false;
 	if (n && sub_chunk(b, s->chunk, n, NULL))
 		return -1;
 	return sub_flush_literal(b);
@@ -1078,16 +1086,65 @@ sub_plain_block(struct backup *b, const unsigned char *p, size_t n,
 	return sub_emit(b, &r, n);
 }
 
+/*
+ * Whether the helper's cuts ${c} of an ${n}-byte block are those our
+ * chunker would make: cut from the state it is in, and consistent.
+ */
+static bool
+cuts_usable(const struct subfile *s, const struct hasher_cuts *c, size_t n)
+{
+	size_t last = c->n ? c->chunk[c->n - 1].end : 0;
+
+	return c->valid && s->kind == CHUNKER_GEAR &&
+	    c->start.len == s->ck.len && c->start.h == s->ck.h &&
+	    s->clen == s->ck.len && c->n <= c->cap && last <= n &&
+	    c->end.len == (c->n ? n - last : s->clen + n);
+}
+
+/* The chunks of a block cut ahead (cuts_usable()): the first one ends the
+ * partial chunk held from the block before. */
+static int
+sub_block_cut(struct backup *b, const unsigned char *p, size_t n,
+    const struct hasher_cuts *c)
+{
+	struct subfile *s = b->sub;
+	size_t pos = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		size_t k = c->chunk[i].end - pos;
+
+		if (s->clen) {
+			size_t len = s->clen + k;
+
+			memcpy(s->chunk + s->clen, p + pos, k);
+			s->clen = 0;
+			if (sub_chunk(b, s->chunk, len, c->chunk[i].digest))
+				return -1;
+		} else if (sub_chunk(b, p + pos, k, c->chunk[i].digest)) {
+			return -1;
+		}
+		pos = c->chunk[i].end;
+	}
+	memcpy(s->chunk + s->clen, p + pos, n - pos);
+	s->clen += n - pos;
+	s->ck = c->end;
+	s->tail_valid = c->tail_valid;
+	memcpy(s->tail_digest, c->tail_digest, sizeof(s->tail_digest));
+	return 0;
+}
+
 /* Feed one read block (aligned at a multiple of BLOCK_SIZE).  ${pre}: the
  * whole file, read and hashed ahead (prefetch.h), or NULL.  ${known}: the
- * block's SHA-256, computed ahead (hasher.h), or NULL. */
+ * block's SHA-256, computed ahead (hasher.h), or NULL; ${cuts}: its
+ * chunks, cut ahead, or NULL. */
 static int
 sub_block(struct backup *b, const unsigned char *p, size_t n,
-    const struct prefetch_job *pre, const char *known)
+    const struct prefetch_job *pre, const char *known,
+    const struct hasher_cuts *cuts)
 {
 	struct subfile *s = b->sub;
 
-	s->block_sum_valid = false;
+	s->block_sum_valid = s->tail_valid = false;
 	s->fed += n;
 	s->nfed++;
 	if (s->aligned) {
@@ -1124,6 +1181,8 @@ sub_block(struct backup *b, const unsigned char *p, size_t n,
 				return -1;
 		return 0;
 	}
+	if (cuts && cuts_usable(s, cuts, n))
+		return sub_block_cut(b, p, n, cuts);
 	while (n) {
 		bool cut;
 		size_t k = chunker_scan(&s->ck, p, n, &cut);
@@ -1156,7 +1215,7 @@ sub_end(struct backup *b)
 	size_t n = s->clen;
 
 	s->clen = 0;
-	if (n && sub_chunk(b, s->chunk, n, NULL))
+	if (n && sub_chunk(b, s->chunk, n, s->tail_valid ? s->tail_digest : NULL))
 		return -1;
 	return sub_flush_literal(b) || sub_put_pending(b) ? -1 : 0;
 }
@@ -1164,8 +1223,9 @@ sub_end(struct backup *b)
 /* Read the file and fill size, checksum and data.  Read errors are
  * warnings: what was read is kept and the entry marked volatile.  ${pre}:
  * the whole file read and hashed ahead (then ${fd} is not read), or NULL. */
-/* The helper that hashes a file's next block, and the buffer that block
- * is read into: started on the first file read in line.  0 or -1. */
+/* The helper that hashes a file's next block, the buffer that block is
+ * read into and room for its chunks: started on the first file read in
+ * line.  0 or -1. */
 static int
 get_hasher(struct backup *b)
 {
@@ -1173,9 +1233,47 @@ get_hasher(struct backup *b)
 		err_set("out of memory");
 		return -1;
 	}
+	for (int i = 0; i < 2; i++) {
+		struct hasher_cuts *c = &b->cuts[i];
+
+		if (c->chunk != NULL)
+			continue;
+		c->cap = BLOCK_SIZE / CHUNKER_GEAR_MIN + 1;
+		if ((c->chunk = malloc(c->cap * sizeof(*c->chunk))) == NULL) {
+			err_set("out of memory");
+			return -1;
+		}
+	}
 	if (b->hasher == NULL && hasher_create(&b->hasher))
 		return -1;
 	return 0;
+}
+
+/*
+ * Hand block ${p} (${n} bytes) to the helper: it hashes the block into
+ * ${running} and ${sum} and, if we chunk with Gear, cuts it into ${cuts}
+ * continuing from the full block ${prev} before it; ${total}: bytes read
+ * up to the end of ${prev}.  0 or -1.
+ */
+static int
+start_hasher(struct backup *b, const unsigned char *p, size_t n,
+    struct hash *running, char *sum, struct hasher_cuts *cuts,
+    const unsigned char *prev, uint64_t total)
+{
+	struct hasher_job job;
+
+	memset(&job, 0, sizeof(job));
+	job.p = p;
+	job.n = n;
+	job.running = running;
+	job.sum = sum;
+	if (b->sub->kind == CHUNKER_GEAR && !b->sub->plain) {
+		job.cuts = cuts;
+		job.prev = prev;
+		job.prev_n = BLOCK_SIZE;
+		job.prev_first = total == BLOCK_SIZE;
+	}
+	return hasher_start(b->hasher, &job);
 }
 
 static int
@@ -1247,19 +1345,21 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 			if (get_hasher(b))
 				goto fail;
 			bufs[1] = b->block2;
+			b->cuts[cur ^ 1].valid = false;
 			next = fileio_read_full(fd, bufs[cur ^ 1], BLOCK_SIZE);
 			if (next < 0)
 				snprintf(next_error, sizeof(next_error), "%s",
 				    err_msg());
-			else if (next > 0 &&
-			    hasher_start(b->hasher, bufs[cur ^ 1], (size_t)next,
-				&h, sums[cur ^ 1]))
+			else if (next > 0 && start_hasher(b, bufs[cur ^ 1],
+						 (size_t)next, &h, sums[cur ^ 1],
+						 &b->cuts[cur ^ 1], p, total))
 				goto fail;
 			read_ahead = true;
 			ahead = next > 0;
 		}
 		rc = sub_block(b, p, (size_t)r, pre,
-		    have_next ? sums[cur] : NULL);
+		    have_next ? sums[cur] : NULL,
+		    have_next ? &b->cuts[cur] : NULL);
 		/* The helper holds h and the other buffer until it is done. */
 		if (ahead && hasher_wait(b->hasher))
 			rc = -1;
@@ -2426,6 +2526,8 @@ out:
 	for (size_t i = 0; i < b.ngroups; i++)
 		free(b.groups[i].name);
 	hasher_destroy(b.hasher);
+	free(b.cuts[0].chunk);
+	free(b.cuts[1].chunk);
 	free(b.block2);
 	free(b.block);
 	if (b.sub) {

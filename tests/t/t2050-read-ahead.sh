@@ -5,10 +5,11 @@
 # the same metadata log (apart from where objects landed) and the same
 # verbose listing, in the same order; small, chunked, empty, all-zero,
 # duplicate and large files and every other entry type mixed; large
-# files read in line, whose next block is read and hashed by a helper
-# while the main thread stores the one before (several blocks, a last
-# block cut short, an end exactly at a block's end, a zero block, a
-# duplicate found block by block); a file larger than its size when it
+# files read in line, whose next block is read, hashed and cut into
+# chunks by a helper while the main thread stores the one before (several
+# blocks, a last block cut short, an end exactly at a block's end or just
+# after, a zero block, a duplicate found block by block), with the same
+# objects and chunks in the database; a file larger than its size when it
 # was opened is read again in line; a backup that fails with files
 # waiting stops cleanly.
 . "$(dirname "$0")/../lib.sh"
@@ -27,6 +28,7 @@ cp "$t/a/deep/chunked.bin" "$t/c/same-as-chunked.bin" # a duplicate
 head -c 1500000 /dev/urandom >"$t/a/deep/er/large.bin" # read in line
 head -c 3670016 /dev/urandom >"$t/b/big-3.5M.bin"       # 3 blocks and a half
 head -c 2097152 /dev/urandom >"$t/b/big-2M.bin"         # ends at a block's end
+head -c 2097252 /dev/urandom >"$t/b/big-tail.bin"  # a last chunk across blocks
 { head -c 1048576 /dev/urandom; head -c 1048576 /dev/zero
   head -c 1000000 /dev/urandom; } >"$t/b/big-zero.bin"  # a zero block inside
 cp "$t/b/big-3.5M.bin" "$t/c/big-copy.bin"               # found block by block
@@ -60,7 +62,28 @@ meta_of "$T/s1" >"$T/meta1"
 meta_of "$T/s3" >"$T/meta3"
 test_ok "the metadata log is the same with and without read-ahead" \
 	cmp "$T/meta1" "$T/meta3"
-test_eq "it lists every file" "$(grep -c '^type: f' "$T/meta3")" 170
+test_eq "it lists every file" "$(grep -c '^type: f' "$T/meta3")" 171
+# What the database learnt: each data object's checksum, size and signatures,
+# and each chunk's digest, length and offset in its object.  The helper
+# cuts large files ahead; it must find the chunks the main thread would.
+db_of() { # STORE
+	sqlite3 "$1.db/localdb.sqlite" "
+		SELECT b.checksum, b.size, s.algorithm, hex(s.signatures)
+		FROM block_index b LEFT JOIN subblock_signatures s USING (blockid)
+		JOIN segments g USING (segmentid) WHERE g.type = 'data'
+		ORDER BY 1, 2;
+		SELECT hex(c.hash), c.length, c.offset, b.checksum
+		FROM chunk_index c JOIN block_index b USING (blockid)
+		ORDER BY 1, 3, 4;"
+}
+db_of "$T/s1" >"$T/db1"
+db_of "$T/s3" >"$T/db3"
+test_ok "the database's objects, signatures and chunks are the same" \
+	cmp "$T/db1" "$T/db3"
+# 10 MB of large files in chunks of 8 KiB on average
+test_ok "... with the chunks of the large files among them" \
+	test "$(sqlite3 "$T/s3.db/localdb.sqlite" \
+		'SELECT count(*) FROM chunk_index')" -gt 800
 snap=$(U --store="$T/s3" list-snapshots | tail -1)
 test_ok "the read-ahead snapshot restores" \
 	U --store="$T/s3" restore-snapshot "$snap" "$T/r3"

@@ -1,13 +1,17 @@
 /*
  * test_hasher: the helper that hashes a file's next block (hasher.h)
  * gives the same block checksums and the same running file checksum as
- * hashing in line, in order, block after block; a second job before the
- * first is waited for is refused.
+ * hashing in line, in order, block after block; it cuts the blocks into
+ * the Gear chunks, with their digests, that one chunker over the whole
+ * stream makes, and refuses to cut once its chain is broken; a second job
+ * before the first is waited for is refused.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunker.h"
 #include "err.h"
 #include "hash.h"
 #include "hasher.h"
@@ -15,7 +19,59 @@
 
 #define NBLOCKS 5
 #define BLOCK (1u << 20)
+#define MAXCH 2048
 
+/* A chunk of the whole stream, as one chunker in line cuts it. */
+struct ref_chunk {
+	size_t end; /* offset in the stream just after it */
+	unsigned char digest[32];
+};
+
+static struct hasher_job
+job_of(const unsigned char *p, size_t n, struct hash *running, char *sum)
+{
+	struct hasher_job j;
+
+	memset(&j, 0, sizeof(j));
+	j.p = p;
+	j.n = n;
+	j.running = running;
+	j.sum = sum;
+	return j;
+}
+
+/* Cut data[0, len) in line; the chunker's state at each block start. */
+static size_t
+cut_in_line(const unsigned char *data, size_t len, struct ref_chunk *out,
+    struct chunker *at_block)
+{
+	struct chunker ck;
+	size_t pos = 0, start = 0, n = 0;
+
+	chunker_init(&ck, CHUNKER_GEAR);
+	while (pos < len) {
+		size_t lim = (pos / BLOCK + 1) * BLOCK;
+		size_t k;
+		bool cut;
+
+		if (pos % BLOCK == 0)
+			at_block[pos / BLOCK] = ck;
+		if (lim > len)
+			lim = len;
+		k = chunker_scan(&ck, data + pos, lim - pos, &cut);
+		pos += k;
+		if (cut || pos == len) {
+			struct hash h;
+
+			hash_init(&h, HASH_SHA256);
+			hash_update(&h, data + start, pos - start);
+			hash_final_raw(&h, out[n].digest);
+			out[n++].end = pos;
+			start = pos;
+		}
+	}
+	return n;
+}
 int
 main(void)
 {
@@ -28,8 +84,17 @@ main(void)
 
 	if (data == NULL || hash_library_init())
 		return 1;
-	for (size_t i = 0; i < (size_t)NBLOCKS * BLOCK; i++)
-		data[i] = (unsigned char)(i * 2654435761u >> 13);
+	uint64_t x = 0x9e3779b97f4a7c15u;
+
+	for (size_t i = 0; i < (size_t)NBLOCKS * BLOCK; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		data[i] = (unsigned char)x;
+	}
+	/* Zeros across the end of block 2: chunks cut at the maximum length,
+	 * one of them spanning two blocks. */
+	memset(data + 3 * (size_t)BLOCK - 200000, 0, 300000);
 	ok(hasher_create(&hs) == 0, "helper started: %s", err_msg());
 	if (hs == NULL)
 		return tap_done();
@@ -51,10 +116,10 @@ main(void)
 	for (int k = 1; k < NBLOCKS; k++) {
 		size_t n = k == NBLOCKS - 1 ? BLOCK / 3 : BLOCK;
 
-		if (hasher_start(
-		        hs, data + (size_t)k * BLOCK, n, &helper_h, got[k])
-		        != 0
-		    || hasher_wait(hs) != 0)
+		struct hasher_job j
+		    = job_of(data + (size_t)k * BLOCK, n, &helper_h, got[k]);
+
+		if (hasher_start(hs, &j) != 0 || hasher_wait(hs) != 0)
 			bad++;
 	}
 	hash_final(&helper_h, got_file);
@@ -66,18 +131,107 @@ main(void)
 	ok(bad == 0, "every block's checksum as in line");
 	is_str(got_file, want_file, "the file's checksum as in line");
 
+	/* Cutting: blocks 1.. handed over, each continuing from the last. */
+	{
+		static struct ref_chunk want_ch[NBLOCKS * BLOCK / 2048 + 2];
+		static struct hasher_chunk room[MAXCH];
+		struct chunker at_block[NBLOCKS];
+		size_t len = (size_t)(NBLOCKS - 1) * BLOCK + BLOCK / 3;
+		size_t nwant = cut_in_line(data, len, want_ch, at_block);
+		size_t next = 0; /* want_ch[next]: the next chunk to match */
+		int jobs_bad = 0, state_bad = 0, chunks_bad = 0, tail_ok = 0;
+		size_t maxlen = 0;
+
+		while (next < nwant && want_ch[next].end <= BLOCK)
+			next++;
+		for (int k = 1; k < NBLOCKS; k++) {
+			size_t n = k == NBLOCKS - 1 ? BLOCK / 3 : BLOCK;
+			struct hasher_cuts c;
+			struct hasher_job j
+			    = job_of(data + (size_t)k * BLOCK, n, NULL, got[k]);
+
+			memset(&c, 0, sizeof(c));
+			c.chunk = room;
+			c.cap = MAXCH;
+			j.cuts = &c;
+			j.prev = data + (size_t)(k - 1) * BLOCK;
+			j.prev_n = BLOCK;
+			j.prev_first = k == 1;
+			if (hasher_start(hs, &j) || hasher_wait(hs)
+			    || !c.valid) {
+				jobs_bad++;
+				continue;
+			}
+			if (c.start.len != at_block[k].len
+			    || c.start.h != at_block[k].h)
+				state_bad++;
+			for (size_t i = 0; i < c.n; i++, next++) {
+				size_t end = (size_t)k * BLOCK + c.chunk[i].end;
+				size_t from = next ? want_ch[next - 1].end : 0;
+
+				if (next >= nwant || want_ch[next].end != end
+				    || memcmp(want_ch[next].digest,
+				           c.chunk[i].digest, 32)
+				        != 0)
+					chunks_bad++;
+				if (end - from > maxlen)
+					maxlen = end - from;
+			}
+			if (k == NBLOCKS - 1)
+				tail_ok = c.tail_valid && next == nwant - 1
+				    && memcmp(c.tail_digest,
+				           want_ch[next].digest, 32)
+				        == 0;
+			else if (c.tail_valid)
+				tail_ok = -1;
+		}
+		ok(jobs_bad == 0, "%d blocks cut", NBLOCKS - 1);
+		ok(state_bad == 0,
+		    "each cut from the chunker's state at its block");
+		ok(chunks_bad == 0 && nwant > 200,
+		    "the chunks and digests of one chunker in line (%zu)",
+		    nwant);
+		ok(maxlen == CHUNKER_MAX, "zeros cut at the maximum length");
+		ok(tail_ok == 1,
+		    "the short last block's tail digest is the last chunk's");
+	}
+
+	/* A job that does not cut breaks the chain: the next one, not the
+	 * file's second block, cuts nothing. */
+	{
+		static struct hasher_chunk room[MAXCH];
+		struct hasher_cuts c;
+		struct hasher_job j = job_of(data + BLOCK, BLOCK, NULL, got[1]);
+
+		ok(hasher_start(hs, &j) == 0 && hasher_wait(hs) == 0,
+		    "a job without cuts");
+		memset(&c, 0, sizeof(c));
+		c.chunk = room;
+		c.cap = MAXCH;
+		c.valid = true;
+		j = job_of(data + 2 * (size_t)BLOCK, BLOCK, NULL, got[2]);
+		j.cuts = &c;
+		j.prev = data + BLOCK;
+		j.prev_n = BLOCK;
+		ok(hasher_start(hs, &j) == 0 && hasher_wait(hs) == 0 && !c.valid
+		        && strcmp(got[2], want[2]) == 0,
+		    "then a block not first cuts nothing, still hashed");
+	}
+
 	/* A job without running hash; a second start is refused. */
-	ok(hasher_start(hs, data, BLOCK, NULL, got[0]) == 0,
-	    "a job without running hash");
+	struct hasher_job j0 = job_of(data, BLOCK, NULL, got[0]);
+	struct hasher_job j1 = job_of(data, BLOCK, NULL, got[1]);
+	struct hasher_job j2 = job_of(data, BLOCK, NULL, got[2]);
+
+	ok(hasher_start(hs, &j0) == 0, "a job without running hash");
 	err_clear();
-	ok(hasher_start(hs, data, BLOCK, NULL, got[1]) == -1 && *err_msg(),
+	ok(hasher_start(hs, &j1) == -1 && *err_msg(),
 	    "a second job before the wait refused: %s", err_msg());
 	ok(hasher_wait(hs) == 0 && strcmp(got[0], want[0]) == 0,
 	    "the first one finishes");
 	ok(hasher_wait(hs) == 0, "waiting with no job returns at once");
 	hasher_destroy(hs);
-	ok(hasher_create(&hs) == 0
-	        && hasher_start(hs, data, BLOCK, NULL, got[2]) == 0,
+	ok(hasher_create(&hs) == 0 && hasher_start(hs, &j2) == 0,
 	    "a helper destroyed with a job queued ...");
 	hasher_destroy(hs);
 	ok(1, "... waits for it and stops");
