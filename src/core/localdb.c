@@ -212,11 +212,6 @@ static const char *const st_sql[ST_COUNT] = {
 	    " JOIN block_index b ON b.blockid = g.blockid"
 	    " JOIN segments s ON s.segmentid = b.segmentid"
 	    " WHERE s.segment = ?1 AND b.object = ?2",
-	[ST_SIG_PUT] = "INSERT OR REPLACE INTO subblock_signatures(blockid,"
-	    " algorithm, signatures)"
-	    " SELECT b.blockid, ?3, ?4 FROM block_index b"
-	    " JOIN segments s ON s.segmentid = b.segmentid"
-	    " WHERE s.segment = ?1 AND b.object = ?2",
 	/* Blocks the running backup staged (localdb_stage.c) have no row
 	 * to join yet, only their id. */
 	[ST_SIG_GET_ID] = "SELECT algorithm, signatures"
@@ -598,13 +593,14 @@ fail_fd:
 static void
 rollback(struct localdb *db)
 {
+	/* First: its writer thread must be done with the transaction. */
+	stage_reset(db);
 	if (!sqlite3_get_autocommit(db->h))
 		(void)sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	db->in_tx = false;
 	db->seg_cached = false;
 	segids_reset(db);
 	localdb_refs_reset(db);
-	stage_reset(db);
 }
 
 /*
@@ -665,8 +661,10 @@ localdb_open(const char *dir, struct localdb **out)
 	}
 	if (buf_printf(&path, "%s/%s", dir, LOCALDB_FILE))
 		goto fail;
+	/* Serialized: a backup's batches of new rows are written by a thread
+	 * of their own (localdb_stage.c). */
 	if (sqlite3_open_v2(buf_str(&path), &db->h, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
 		if (db->h == NULL)
 			err_set("cannot open '%s': out of memory",
 			    buf_str(&path));
@@ -732,6 +730,12 @@ localdb_close(struct localdb *db)
 	free(db->loaded);
 	free(db->dir);
 	free(db);
+}
+
+void
+localdb_set_background(struct localdb *db, bool on)
+{
+	db->background = on;
 }
 
 int
@@ -1652,24 +1656,41 @@ localdb_put_signatures(struct localdb *db, const char *segment,
 	if ((r = staged_id(db, segment, seq, &blockid, NULL)) < 0)
 		return -1;
 	object_name(seq, obj);
-	if ((s = stmt(db, r ? ST_SIG_PUT_ID : ST_SIG_PUT)) == NULL)
-		return -1;
-	if (r) {
-		sqlite3_bind_int64(s, 1, blockid);
-	} else {
-		sqlite3_bind_text(s, 1, segment, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+	/* Not staged: its blockid from SQL.  (Not sqlite3_changes() after an
+	 * INSERT ... SELECT: the stage's writer thread changes rows on the
+	 * same connection meanwhile.) */
+	if (r == 0) {
+		int64_t segid;
+
+		if (check_segment(segment) ||
+		    (r = segment_id(db, segment, false, &segid)) < 0 ||
+		    (s = stmt(db, ST_BLOCK_ID)) == NULL)
+			return -1;
+		if (r == 1) {
+			sqlite3_bind_int64(s, 1, segid);
+			sqlite3_bind_text(s, 2, obj, -1, SQLITE_STATIC);
+			if ((r = step(db, s, "look up block")) < 0)
+				return -1;
+			if (r == 1) {
+				blockid = sqlite3_column_int64(s, 0);
+				done(s);
+			}
+		}
+		if (r == 0) {
+			err_set("local database: no object %s/%s for "
+				"signatures",
+			    segment, obj);
+			return -1;
+		}
 	}
+	if ((s = stmt(db, ST_SIG_PUT_ID)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, blockid);
 	sqlite3_bind_text(s, 3, algorithm, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 4, len ? sig : "", (int)len, SQLITE_STATIC);
 	if (step(db, s, "store signatures") < 0)
 		return -1;
 	done(s);
-	if (sqlite3_changes(db->h) == 0) {
-		err_set("local database: no object %s/%s for signatures",
-		    segment, obj);
-		return -1;
-	}
 	return 0;
 }
 

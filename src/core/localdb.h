@@ -56,6 +56,12 @@ const char *localdb_schema_sql(void);
 int localdb_open(const char *dir, struct localdb **out);
 /* Roll back anything uncommitted and close.  NULL-safe. */
 void localdb_close(struct localdb *db);
+/*
+ * Let a backup write its batches of new rows on a thread of their own
+ * while it fills the next (off by default: written in line).  Set before
+ * localdb_begin_snapshot().
+ */
+void localdb_set_background(struct localdb *db, bool on);
 
 /*
  * Start a backup: BEGIN IMMEDIATE (a second backup on the same database

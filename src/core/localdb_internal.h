@@ -35,7 +35,6 @@ enum st {
 	ST_UTIL,
 	ST_ALG,
 	ST_SIG_GET,
-	ST_SIG_PUT,
 	ST_SIG_GET_ID,
 	ST_SIG_PUT_ID,
 	ST_CHUNK_FIND,
@@ -63,6 +62,7 @@ struct localdb {
 	bool in_tx;           /* a backup transaction is open */
 	bool has_missing;     /* table missing_segments exists */
 	bool has_chunks;      /* chunk_index ensured (localdb_add_chunks) */
+	bool background;      /* a writer thread for the stage's batches */
 	int64_t snapshotid;
 	/* last segment name -> id (localdb_space.c) */
 	bool seg_cached;
@@ -122,8 +122,9 @@ int localdb_chunks_sql(struct localdb *db, int64_t segid, uint64_t seq,
 
 /*
  * localdb_stage.c: during a backup, new block_index and chunk_index rows
- * wait in memory and reach SQLite in batches sorted by checksum; a filter
- * says which checksums SQLite surely lacks.  Keys: stage_key_text() of a
+ * wait in memory and reach SQLite in batches sorted by checksum, written
+ * by a thread of their own while the next batch fills; a filter says
+ * which checksums SQLite surely lacks.  Keys: stage_key_text() of a
  * block checksum, stage_key_digest() of a chunk digest.
  */
 uint64_t stage_key_text(const char *checksum);
@@ -150,9 +151,13 @@ int stage_find_chunk(struct localdb *db, const unsigned char *digest,
 int stage_absent(struct localdb *db, uint64_t key);
 /* Tell the filter of a key written directly. */
 void stage_note_key(struct localdb *db, uint64_t key);
-/* Write the staged rows.  0 or -1 (the batch is dropped either way). */
+/* Write the staged rows and wait until every one is in SQL.  0 or -1 (the
+ * batch is dropped either way; an error of the writer thread reported
+ * since the last wait is returned here too). */
 int stage_flush(struct localdb *db);
-/* Drop the stage and the filter (end of the backup's transaction). */
+/* Wait for the writer thread, then drop the stage and the filter (end of
+ * the backup's transaction, before COMMIT or ROLLBACK).  The caller's
+ * error message is kept. */
 void stage_reset(struct localdb *db);
 
 #endif

@@ -2429,8 +2429,12 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	    gc_seen(&b))
 		goto out;
 	if (localdb_open(o->localdb ? o->localdb : store_local_dir(b.store),
-		&b.db) ||
-	    localdb_begin_snapshot(b.db, ts, o->scheme, o->intent) ||
+		&b.db))
+		goto out;
+	/* Several threads: new rows reach SQLite on a thread of their own. */
+	localdb_set_background(b.db, o->threads > 1 ||
+	    (o->threads <= 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1));
+	if (localdb_begin_snapshot(b.db, ts, o->scheme, o->intent) ||
 	    mark_absent(&b) ||
 	    localdb_legacy_algorithms(b.db, &b.legacy_algs))
 		goto out;

@@ -23,7 +23,8 @@
 #define SEG "5a0e2c6e-7d1a-4a56-9d4f-3c1b5e2a9f10"
 #define SEG2 "6b6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910"
 #define SEG3 "7c7e5d4c-3b2a-4190-8f7e-6d5c4b3a2911"
-/* More than two batches (localdb_stage.c holds 4096 blocks). */
+/* More than four batches (localdb_stage.c holds 2048 blocks); block 7000
+ * is in the last batch before the one being filled. */
 #define NBLOCKS 10000
 /* More lookups than the filter waits for (4096). */
 #define NASKS 5000
@@ -67,8 +68,9 @@ found_as(struct localdb *db, int i, const char *seg, uint64_t seq)
 	    && r.length == (uint64_t)i + 1;
 }
 
-int
-main(void)
+/* Everything, with the batches written in line or by the writer thread. */
+static void
+run(bool background)
 {
 	char dir[] = "/tmp/test_stage.XXXXXX", path[200], cmd[256], sum[80];
 	struct localdb *db = NULL;
@@ -83,11 +85,14 @@ main(void)
 	int expired = -1, bad;
 	sqlite3 *h;
 
+	printf("# batches written %s\n",
+	    background ? "by the writer thread" : "in line");
 	if (mkdtemp(dir) == NULL)
-		return 1;
+		exit(1);
 	ok(localdb_open(dir, &db) == 0, "database created: %s", err_msg());
 	if (db == NULL)
-		return tap_done();
+		exit(tap_done());
+	localdb_set_background(db, background);
 
 	/* ---- one backup: many staged rows ---- */
 	ok(localdb_begin_snapshot(db, "20260101T000000", NULL, 1.0) == 0,
@@ -167,11 +172,24 @@ main(void)
 	ok(localdb_add_chunks(db, SEG, NBLOCKS - 1, c, 1) == 0
 	        && localdb_find_chunk(db, c[0].digest, 200, &r, &objsize) == 0,
 	    "a chunk past its object's end is not found");
+	/* Chunks of a block in the batch before the one being filled (which
+	 * the writer thread may be writing) go through SQL once it is. */
+	digest_of(c[0].digest, 50);
+	c[0].offset = 0;
+	c[0].length = 3000;
+	digest_of(c[1].digest, 51);
+	c[1].offset = 3000;
+	c[1].length = 4001;
+	ok(localdb_add_chunks(db, SEG, 7000, c, 2) == 0
+	        && localdb_find_chunk(db, c[1].digest, 4001, &r, &objsize) == 1
+	        && r.seq == 7000 && r.start == 3000 && objsize == 7001,
+	    "chunks of a block of the last batch stored and found: %s",
+	    err_msg());
 	ok(localdb_commit_snapshot(db) == 0, "committed: %s", err_msg());
 
 	snprintf(path, sizeof(path), "%s/localdb.sqlite", dir);
 	if (sqlite3_open(path, &h) != SQLITE_OK)
-		return 1;
+		exit(1);
 	sqlite3_busy_timeout(h, 5000);
 	ok(sq_int(h, "SELECT count(*) FROM block_index") == NBLOCKS + 10
 	        && sq_int(h, "SELECT count(DISTINCT blockid) FROM block_index")
@@ -193,6 +211,11 @@ main(void)
 	       " USING (blockid) WHERE b.size = 10000")
 	        == 5,
 	    "the chunks belong to their block");
+	ok(sq_int(h,
+	       "SELECT count(*) FROM chunk_index c JOIN block_index b"
+	       " USING (blockid) WHERE b.size = 7001")
+	        == 2,
+	    "so do those of the last batch's block");
 	ok(sq_int(h,
 	       "SELECT count(*) FROM block_index WHERE timestamp IS NULL"
 	       " OR checksum IS NULL AND size != 10")
@@ -254,9 +277,9 @@ main(void)
 	    "a chunk added to an old block is found");
 	localdb_abort(db);
 	if (sqlite3_open(path, &h) != SQLITE_OK)
-		return 1;
+		exit(1);
 	ok(sq_int(h, "SELECT count(*) FROM block_index") == NBLOCKS + 10
-	        && sq_int(h, "SELECT count(*) FROM chunk_index") == 5,
+	        && sq_int(h, "SELECT count(*) FROM chunk_index") == 7,
 	    "an aborted backup leaves nothing");
 	sqlite3_close(h);
 
@@ -276,5 +299,12 @@ main(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+int
+main(void)
+{
+	run(false);
+	run(true);
 	return tap_done();
 }
