@@ -100,6 +100,7 @@ worker(void *arg)
 {
 	struct prefetch *p = arg;
 
+	(void)pthread_setname_np(pthread_self(), "cumulus-read");
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct prefetch_job *job;

@@ -210,8 +210,10 @@ pool_start_main(void *arg)
 	pid_t tid = (pid_t)syscall(SYS_gettid);
 	int nice = getpriority(PRIO_PROCESS, (id_t)tid);
 
-	/* Linux: the nice value is per thread; failing is harmless. */
+	/* Linux: the nice value is per thread, and the name too (top -H,
+	 * perf); failing is harmless. */
 	(void)setpriority(PRIO_PROCESS, (id_t)tid, nice + WORKER_NICE);
+	(void)pthread_setname_np(pthread_self(), "cumulus-zstd");
 	ps->rc = ZSTD_compressStream2(ps->cctx, &ps->out, &in,
 	    ZSTD_e_continue);
 	return NULL;

@@ -343,6 +343,7 @@ pump_main(void *arg)
 	struct dec *d = arg;
 	unsigned char tmp[65536];
 
+	(void)pthread_setname_np(pthread_self(), "cumulus-pump");
 	for (;;) {
 		ssize_t r = d->raw.read(d->raw.ctx, tmp, sizeof(tmp));
 		size_t off = 0;

@@ -1068,6 +1068,7 @@ writer_main(void *arg)
 {
 	struct wpool *p = arg;
 
+	(void)pthread_setname_np(pthread_self(), "cumulus-write");
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct wjob *batch, *j, *last;

@@ -439,6 +439,7 @@ worker(void *arg)
 {
 	struct store *st = arg;
 
+	(void)pthread_setname_np(pthread_self(), "cumulus-store");
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
 		struct job *j;
