@@ -41,6 +41,7 @@ struct job {
 	char *name;
 	char *path;
 	int fd;
+	void *native; /* a backend's own writer (file store), or NULL */
 	bool noreplace;
 };
 
@@ -457,8 +458,12 @@ worker(void *arg)
 		 * fails anyway, and every upload costs time and money. */
 		rc = st->failed ? 0 : 1;
 		pthread_mutex_unlock(&st->mu);
-		if (rc)
+		if (rc && j->native)
+			rc = st->ops->w_commit(j->native, j->noreplace);
+		else if (rc)
 			rc = do_put(st, j->name, j->fd, j->path, j->noreplace);
+		else if (j->native)
+			st->ops->w_abort(j->native);
 		pthread_mutex_lock(&st->mu);
 		if (rc && st->failed == NULL)
 			st->failed = strdup(err_msg()[0] ? err_msg()
@@ -569,7 +574,13 @@ store_writer_commit(struct store_writer *w, bool noreplace)
 	int rc;
 
 	if (w->native) {
-		rc = st->ops->w_commit(w->native, noreplace);
+		/* Ordered after every asynchronous commit before it. */
+		if (store_flush(st) == 0) {
+			rc = st->ops->w_commit(w->native, noreplace);
+		} else {
+			st->ops->w_abort(w->native);
+			rc = -1;
+		}
 		free(w->name);
 		free(w);
 		return rc;
@@ -589,7 +600,10 @@ store_writer_commit_async(struct store_writer *w, bool noreplace)
 	struct job *j;
 	int rc = 0;
 
-	if (w->native || st->jobs <= 1)
+	/* A file store's commit (fsync, rename, fsync of the directory) is
+	 * done by a worker too, one at a time: the backup writes the next
+	 * segment meanwhile instead of waiting for the disk. */
+	if (st->jobs <= 1 && !w->native)
 		return store_writer_commit(w, noreplace);
 	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
@@ -599,7 +613,8 @@ store_writer_commit_async(struct store_writer *w, bool noreplace)
 	}
 	j->name = w->name;
 	j->path = w->path;
-	j->fd = w->fd;
+	j->fd = w->native ? -1 : w->fd; /* the native writer owns its fd */
+	j->native = w->native;
 	j->noreplace = noreplace;
 	free(w);
 	pthread_mutex_lock(&st->mu);
@@ -608,6 +623,8 @@ store_writer_commit_async(struct store_writer *w, bool noreplace)
 		pthread_cond_wait(&st->cv, &st->mu);
 	if (failed_locked(st)) {
 		pthread_mutex_unlock(&st->mu);
+		if (j->native)
+			st->ops->w_abort(j->native);
 		stage_release(j->fd, j->path);
 		free(j->name);
 		free(j);
@@ -620,6 +637,8 @@ store_writer_commit_async(struct store_writer *w, bool noreplace)
 		else if (st->nthreads == 0) {
 			pthread_mutex_unlock(&st->mu);
 			err_set("cannot start an upload thread");
+			if (j->native)
+				st->ops->w_abort(j->native);
 			stage_release(j->fd, j->path);
 			free(j->name);
 			free(j);
