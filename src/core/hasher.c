@@ -1,5 +1,13 @@
 /*
  * hasher: see hasher.h.
+ *
+ * Two threads share a job: one hashes the block into the file's running
+ * hash and on its own, the other cuts it into chunks and hashes those;
+ * about the same work each.  With the cutting on a single helper, the
+ * main thread of a backup of a changed large file (whose chunks are
+ * mostly found, so it has little else to do) waited for the helper with
+ * the other core idle: 2.9 s for 1 GiB against 1.6 s when the main
+ * thread cut it itself.
  */
 #include "hasher.h"
 
@@ -11,20 +19,30 @@
 
 #include "err.h"
 
-enum { IDLE, QUEUED, DONE, QUIT };
+/* The two parts of a job, one per thread. */
+enum { PART_HASH, PART_CUT, PARTS };
 
 struct hasher {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	pthread_t thread;
-	int state;
+	pthread_t threads[PARTS];
+	int nthreads;
+	bool queued; /* a job started and not waited for */
+	bool todo[PARTS]; /* its parts not done yet */
+	bool quit;
 	struct hasher_job job;
 	/* The Gear chunker where the last job that cut a block left it;
-	 * ck_valid false when that job failed or did not cut. */
+	 * ck_valid false when that job failed or did not cut (PART_CUT's
+	 * thread only). */
 	struct chunker ck;
 	bool ck_valid;
-	int rc;
-	char msg[256]; /* the helper's error, passed to the caller */
+	int rc[PARTS];
+	char msg[PARTS][256]; /* a part's error, passed to the caller */
+};
+
+struct part_arg {
+	struct hasher *h;
+	int part;
 };
 
 /* Cut ${j}'s block into Gear chunks and hash them (hasher.h). */
@@ -86,36 +104,64 @@ cut_block(struct hasher *h, const struct hasher_job *j)
 	return 0;
 }
 
+static int
+run_part(struct hasher *h, int part)
+{
+	const struct hasher_job *j = &h->job;
+
+	if (part == PART_HASH) {
+		if (j->running != NULL)
+			hash_update(j->running, j->p, j->n);
+		return hash_buffer(HASH_SHA256, j->p, j->n, j->sum);
+	}
+	return cut_block(h, j);
+}
+
 static void *
 hasher_main(void *arg)
 {
-	struct hasher *h = arg;
+	struct part_arg *pa = arg;
+	struct hasher *h = pa->h;
+	int part = pa->part;
 
+	free(pa);
 	(void)pthread_setname_np(pthread_self(), "cumulus-hash");
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
-		while (h->state != QUEUED && h->state != QUIT)
+		int rc;
+
+		while (!h->todo[part] && !h->quit)
 			pthread_cond_wait(&h->cond, &h->lock);
-		if (h->state == QUIT)
+		if (!h->todo[part])
 			break;
 		pthread_mutex_unlock(&h->lock);
-		/* The job's fields are ours until DONE. */
-		if (h->job.running != NULL)
-			hash_update(h->job.running, h->job.p, h->job.n);
-		h->rc
-		    = hash_buffer(HASH_SHA256, h->job.p, h->job.n, h->job.sum);
-		if (h->rc == 0 && h->job.cuts != NULL)
-			h->rc = cut_block(h, &h->job);
-		else if (h->job.cuts == NULL)
-			h->ck_valid = false;
-		if (h->rc != 0)
-			snprintf(h->msg, sizeof(h->msg), "%s", err_msg());
+		/* The job's fields are ours (to read; our part's outputs to
+		 * write) until our part is done. */
+		if ((rc = run_part(h, part)) != 0)
+			snprintf(h->msg[part], sizeof(h->msg[part]), "%s",
+			    err_msg());
+		err_clear();
 		pthread_mutex_lock(&h->lock);
-		h->state = DONE;
+		h->rc[part] = rc;
+		h->todo[part] = false;
 		pthread_cond_broadcast(&h->cond);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return NULL;
+}
+
+/* Stop and join the threads started (the job in progress done first). */
+static void
+stop_threads(struct hasher *h)
+{
+	pthread_mutex_lock(&h->lock);
+	while (h->todo[PART_HASH] || h->todo[PART_CUT])
+		pthread_cond_wait(&h->cond, &h->lock);
+	h->quit = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	for (int i = 0; i < h->nthreads; i++)
+		pthread_join(h->threads[i], NULL);
 }
 
 int
@@ -128,7 +174,6 @@ hasher_create(struct hasher **out)
 		err_set("out of memory");
 		return -1;
 	}
-	h->state = IDLE;
 	if (pthread_mutex_init(&h->lock, NULL) != 0) {
 		free(h);
 		err_set("cannot create a mutex");
@@ -140,12 +185,25 @@ hasher_create(struct hasher **out)
 		err_set("cannot create a condition variable");
 		return -1;
 	}
-	if (pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
-		pthread_cond_destroy(&h->cond);
-		pthread_mutex_destroy(&h->lock);
-		free(h);
-		err_set("cannot start a hashing thread");
-		return -1;
+	for (; h->nthreads < PARTS; h->nthreads++) {
+		struct part_arg *pa = malloc(sizeof(*pa));
+
+		if (pa != NULL) {
+			pa->h = h;
+			pa->part = h->nthreads;
+		}
+		if (pa == NULL
+		    || pthread_create(
+		           &h->threads[h->nthreads], NULL, hasher_main, pa)
+		        != 0) {
+			free(pa);
+			stop_threads(h);
+			pthread_cond_destroy(&h->cond);
+			pthread_mutex_destroy(&h->lock);
+			free(h);
+			err_set("cannot start a hashing thread");
+			return -1;
+		}
 	}
 	*out = h;
 	return 0;
@@ -156,13 +214,7 @@ hasher_destroy(struct hasher *h)
 {
 	if (h == NULL)
 		return;
-	pthread_mutex_lock(&h->lock);
-	while (h->state == QUEUED)
-		pthread_cond_wait(&h->cond, &h->lock);
-	h->state = QUIT;
-	pthread_cond_broadcast(&h->cond);
-	pthread_mutex_unlock(&h->lock);
-	pthread_join(h->thread, NULL);
+	stop_threads(h);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -172,15 +224,19 @@ int
 hasher_start(struct hasher *h, const struct hasher_job *job)
 {
 	pthread_mutex_lock(&h->lock);
-	if (h->state != IDLE) {
+	if (h->queued) {
 		pthread_mutex_unlock(&h->lock);
 		err_set("hasher: the last job was not waited for");
 		return -1;
 	}
 	h->job = *job;
-	h->rc = 0;
-	h->msg[0] = '\0';
-	h->state = QUEUED;
+	h->queued = true;
+	h->todo[PART_HASH] = true;
+	/* Nothing to cut: the cutting thread sleeps on, and the chain of
+	 * cuts is broken (the thread is idle: the last job was waited for). */
+	h->todo[PART_CUT] = job->cuts != NULL;
+	if (job->cuts == NULL)
+		h->ck_valid = false;
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 	return 0;
@@ -189,15 +245,21 @@ hasher_start(struct hasher *h, const struct hasher_job *job)
 int
 hasher_wait(struct hasher *h)
 {
-	int rc;
+	int part = -1;
 
 	pthread_mutex_lock(&h->lock);
-	while (h->state == QUEUED)
+	while (h->todo[PART_HASH] || h->todo[PART_CUT])
 		pthread_cond_wait(&h->cond, &h->lock);
-	rc = h->state == DONE ? h->rc : 0;
-	h->state = IDLE;
+	if (h->queued) {
+		for (int i = 0; i < PARTS; i++)
+			if (h->rc[i] != 0 && part < 0)
+				part = i;
+		h->rc[PART_HASH] = h->rc[PART_CUT] = 0;
+	}
+	h->queued = false;
 	pthread_mutex_unlock(&h->lock);
-	if (rc != 0)
-		err_set("%s", h->msg[0] ? h->msg : "hashing failed");
-	return rc;
+	if (part < 0)
+		return 0;
+	err_set("%s", h->msg[part][0] ? h->msg[part] : "hashing failed");
+	return -1;
 }

@@ -8,7 +8,8 @@
  * checksum), and, when it is new, cut into Gear chunks, each hashed too.
  * None of that needs anything but the bytes, so the main thread hands
  * block k + 1 to the helper and processes block k meanwhile.  One job at
- * a time; the caller waits for it before the next.
+ * a time, shared by two threads (the hashes of the block, and its
+ * chunks); the caller waits for it before the next.
  *
  * Chunk boundaries depend on every byte since the file's start (or since
  * the caller last restarted its chunker): the helper keeps its own Gear
@@ -69,10 +70,10 @@ struct hasher_job {
 	bool prev_first;
 };
 
-/* Start the helper thread.  0 or -1 (error recorded). */
+/* Start the helper threads.  0 or -1 (error recorded). */
 int hasher_create(struct hasher **out);
 
-/* Stop the thread (after the job in progress, if any).  NULL-safe. */
+/* Stop the threads (after the job in progress, if any).  NULL-safe. */
 void hasher_destroy(struct hasher *h);
 
 /*

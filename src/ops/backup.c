@@ -1267,7 +1267,13 @@ start_hasher(struct backup *b, const unsigned char *p, size_t n,
 	job.n = n;
 	job.running = running;
 	job.sum = sum;
-	if (b->sub->kind == CHUNKER_GEAR && !b->sub->plain) {
+	/* Cut ahead only new data: a changed file whose old chunks are
+	 * known leaves the main thread little else to do than cut it (most
+	 * chunks are found), and cutting in line balances the two hashes
+	 * on the helper (the edited 1 GiB file: 1.6 s, against 1.9 s with
+	 * the cuts on the helper too). */
+	if (b->sub->kind == CHUNKER_GEAR && !b->sub->plain &&
+	    b->sub->nchunks == 0) {
 		job.cuts = cuts;
 		job.prev = prev;
 		job.prev_n = BLOCK_SIZE;
