@@ -28,7 +28,7 @@ struct hasher {
 	pthread_t threads[PARTS];
 	int nthreads;
 	bool queued; /* a job started and not waited for */
-	bool todo[PARTS]; /* its parts not done yet */
+	bool busy[PARTS]; /* its parts being done */
 	bool quit;
 	struct hasher_job job;
 	/* The Gear chunker where the last job that cut a block left it;
@@ -130,9 +130,9 @@ hasher_main(void *arg)
 	for (;;) {
 		int rc;
 
-		while (!h->todo[part] && !h->quit)
+		while (!h->busy[part] && !h->quit)
 			pthread_cond_wait(&h->cond, &h->lock);
-		if (!h->todo[part])
+		if (!h->busy[part])
 			break;
 		pthread_mutex_unlock(&h->lock);
 		/* The job's fields are ours (to read; our part's outputs to
@@ -143,7 +143,7 @@ hasher_main(void *arg)
 		err_clear();
 		pthread_mutex_lock(&h->lock);
 		h->rc[part] = rc;
-		h->todo[part] = false;
+		h->busy[part] = false;
 		pthread_cond_broadcast(&h->cond);
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -155,7 +155,7 @@ static void
 stop_threads(struct hasher *h)
 {
 	pthread_mutex_lock(&h->lock);
-	while (h->todo[PART_HASH] || h->todo[PART_CUT])
+	while (h->busy[PART_HASH] || h->busy[PART_CUT])
 		pthread_cond_wait(&h->cond, &h->lock);
 	h->quit = true;
 	pthread_cond_broadcast(&h->cond);
@@ -231,10 +231,10 @@ hasher_start(struct hasher *h, const struct hasher_job *job)
 	}
 	h->job = *job;
 	h->queued = true;
-	h->todo[PART_HASH] = true;
+	h->busy[PART_HASH] = true;
 	/* Nothing to cut: the cutting thread sleeps on, and the chain of
 	 * cuts is broken (the thread is idle: the last job was waited for). */
-	h->todo[PART_CUT] = job->cuts != NULL;
+	h->busy[PART_CUT] = job->cuts != NULL;
 	if (job->cuts == NULL)
 		h->ck_valid = false;
 	pthread_cond_broadcast(&h->cond);
@@ -248,7 +248,7 @@ hasher_wait(struct hasher *h)
 	int part = -1;
 
 	pthread_mutex_lock(&h->lock);
-	while (h->todo[PART_HASH] || h->todo[PART_CUT])
+	while (h->busy[PART_HASH] || h->busy[PART_CUT])
 		pthread_cond_wait(&h->cond, &h->lock);
 	if (h->queued) {
 		for (int i = 0; i < PARTS; i++)
