@@ -37,12 +37,11 @@ struct hasher {
 	struct chunker ck;
 	bool ck_valid;
 	int rc[PARTS];
+	struct part_arg {
+		struct hasher *h;
+		int part;
+	} args[PARTS]; /* each thread's argument */
 	char msg[PARTS][256]; /* a part's error, passed to the caller */
-};
-
-struct part_arg {
-	struct hasher *h;
-	int part;
 };
 
 /* Cut ${j}'s block into Gear chunks and hash them (hasher.h). */
@@ -120,11 +119,10 @@ run_part(struct hasher *h, int part)
 static void *
 hasher_main(void *arg)
 {
-	struct part_arg *pa = arg;
+	const struct part_arg *pa = arg;
 	struct hasher *h = pa->h;
 	int part = pa->part;
 
-	free(pa);
 	(void)pthread_setname_np(pthread_self(), "cumulus-hash");
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
@@ -186,17 +184,13 @@ hasher_create(struct hasher **out)
 		return -1;
 	}
 	for (; h->nthreads < PARTS; h->nthreads++) {
-		struct part_arg *pa = malloc(sizeof(*pa));
+		struct part_arg *pa = &h->args[h->nthreads];
 
-		if (pa != NULL) {
-			pa->h = h;
-			pa->part = h->nthreads;
-		}
-		if (pa == NULL
-		    || pthread_create(
-		           &h->threads[h->nthreads], NULL, hasher_main, pa)
-		        != 0) {
-			free(pa);
+		pa->h = h;
+		pa->part = h->nthreads;
+		if (pthread_create(
+		        &h->threads[h->nthreads], NULL, hasher_main, pa)
+		    != 0) {
 			stop_threads(h);
 			pthread_cond_destroy(&h->cond);
 			pthread_mutex_destroy(&h->lock);
