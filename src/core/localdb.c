@@ -1576,7 +1576,7 @@ out:
  */
 static int
 staged_id(struct localdb *db, const char *segment, uint64_t seq,
-    int64_t *blockid, uint64_t *size)
+    int64_t *blockid, uint64_t *size, int64_t *segidp)
 {
 	int64_t segid;
 	int r;
@@ -1589,6 +1589,8 @@ staged_id(struct localdb *db, const char *segment, uint64_t seq,
 	}
 	if ((r = segment_id(db, segment, false, &segid)) <= 0)
 		return r;
+	if (segidp != NULL)
+		*segidp = segid;
 	return stage_block_of(db, segid, seq, blockid, size);
 }
 
@@ -1599,15 +1601,18 @@ localdb_get_signatures(struct localdb *db, const char *segment,
 	sqlite3_stmt *s;
 	const unsigned char *alg;
 	const void *blob;
-	int64_t blockid;
+	int64_t blockid, segid;
 	char obj[24];
 	int n, r;
 
 	*algorithm = NULL;
 	*sig = NULL;
 	*len = 0;
-	if ((r = staged_id(db, segment, seq, &blockid, NULL)) < 0)
+	if ((r = staged_id(db, segment, seq, &blockid, NULL, &segid)) < 0)
 		return -1;
+	if (r && (n = stage_get_signatures(db, segid, seq, algorithm, sig,
+	              len)) != 0)
+		return n;
 	if ((s = stmt(db, r ? ST_SIG_GET_ID : ST_SIG_GET)) == NULL)
 		return -1;
 	if (r) {
@@ -1645,7 +1650,7 @@ localdb_put_signatures(struct localdb *db, const char *segment,
     uint64_t seq, const char *algorithm, const void *sig, size_t len)
 {
 	sqlite3_stmt *s;
-	int64_t blockid;
+	int64_t blockid, segid;
 	char obj[24];
 	int r;
 
@@ -1653,15 +1658,23 @@ localdb_put_signatures(struct localdb *db, const char *segment,
 		err_set("local database: signatures too large");
 		return -1;
 	}
-	if ((r = staged_id(db, segment, seq, &blockid, NULL)) < 0)
+	if ((r = staged_id(db, segment, seq, &blockid, NULL, &segid)) < 0)
 		return -1;
+	if (r == 1) {
+		/* Staged with its block, written with it by the stage's
+		 * writer; or else by SQL below, once the stage is written
+		 * (and the block may have left it). */
+		if ((r = stage_put_signatures(db, segid, seq, algorithm, sig,
+		         len)) != 0)
+			return r < 0 ? -1 : 0;
+		if ((r = staged_id(db, segment, seq, &blockid, NULL, NULL)) < 0)
+			return -1;
+	}
 	object_name(seq, obj);
 	/* Not staged: its blockid from SQL.  (Not sqlite3_changes() after an
 	 * INSERT ... SELECT: the stage's writer thread changes rows on the
 	 * same connection meanwhile.) */
 	if (r == 0) {
-		int64_t segid;
-
 		if (check_segment(segment) ||
 		    (r = segment_id(db, segment, false, &segid)) < 0 ||
 		    (s = stmt(db, ST_BLOCK_ID)) == NULL)
@@ -1750,7 +1763,7 @@ localdb_block_size(struct localdb *db, const char *segment, uint64_t seq,
 	char obj[24];
 	int r;
 
-	if ((r = staged_id(db, segment, seq, NULL, size)) != 0)
+	if ((r = staged_id(db, segment, seq, NULL, size, NULL)) != 0)
 		return r;
 	object_name(seq, obj);
 	if ((s = stmt(db, db->has_missing ? ST_AVAIL_SIZE_M : ST_AVAIL_SIZE)) ==

@@ -141,6 +141,15 @@ int stage_find_block(struct localdb *db, const char *checksum,
 /* Whether ${segid}/${seq} is staged: 1 with its blockid and size, or 0. */
 int stage_block_of(struct localdb *db, int64_t segid, uint64_t seq,
     int64_t *blockid, uint64_t *size);
+/* Stage the signatures of ${segid}/${seq} if it is in the batch being
+ * filled and they fit: 1.  0: the caller writes them by SQL (a staged
+ * block's rows are in SQL by then); -1 error. */
+int stage_put_signatures(struct localdb *db, int64_t segid, uint64_t seq,
+    const char *algorithm, const void *sig, size_t len);
+/* Staged signatures of ${segid}/${seq}: 1 with copies the caller frees,
+ * 0 none staged (ask SQL), -1 out of memory. */
+int stage_get_signatures(struct localdb *db, int64_t segid, uint64_t seq,
+    char **algorithm, void **sig, size_t *len);
 /* Stage chunks of the staged block ${segid}/${seq}. */
 int stage_put_chunks(struct localdb *db, int64_t segid, uint64_t seq,
     const struct localdb_chunk *c, size_t n);

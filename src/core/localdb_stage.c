@@ -13,8 +13,8 @@
  * indexes at random; the filter answers most of them from memory.
  *
  * Staged rows get their blockid here (the backup holds the write lock, so
- * max(blockid) + 1 onwards is free), which lets their signatures be
- * written at once and their chunks refer to them.  Everything that reads
+ * max(blockid) + 1 onwards is free), which lets their chunks and
+ * signatures refer to them; both are staged with their block.  Everything that reads
  * block_index or chunk_index by SQL while rows are staged must either ask
  * this module first (stage_find_*, stage_block_of) or flush it
  * (stage_flush).  The stage and the filter live for one backup
@@ -55,6 +55,14 @@
  * this many.  More chunks than that go to SQL, after a wait. */
 #define CHUNK_MIN_LEN 2048
 #define CHUNKS_RESERVED (STAGE_CHUNKS / 8)
+/* Signatures go with their block too, as the algorithm's name and the
+ * blob: room for an entry of 36 bytes (a length and a SHA-256) per chunk
+ * reserved.  Larger ones go to SQL, where the main thread shares the
+ * connection with the writer: it waited 0.8 s for that lock in the
+ * initial backup of the tree when every signature went there. */
+#define SIG_ENTRY_MAX 36
+#define SIG_NAME_MAX 64
+#define STAGE_SIG_BYTES (STAGE_CHUNKS * SIG_ENTRY_MAX + 2048 * 16)
 
 /* The filter is built once the backup has asked SQLite this many times:
  * a small incremental never pays for reading the indexes. */
@@ -71,6 +79,8 @@ struct stage_block {
 	uint32_t seq;
 	uint32_t seg; /* index in segs */
 	uint32_t sum; /* offset of the checksum in sums */
+	uint32_t sig; /* 1 + offset of "name\0blob" in sigs, or 0: none */
+	uint32_t siglen; /* bytes of the blob */
 };
 
 struct stage_chunk {
@@ -95,10 +105,11 @@ struct stage_batch {
 	struct stage_chunk chunks[STAGE_CHUNKS]; /* of blocks[] only */
 	uint32_t order[STAGE_CHUNKS]; /* the writer's sort */
 	char sums[STAGE_SUM_BYTES];
+	unsigned char sigs[STAGE_SIG_BYTES];
 	uint32_t by_sum[BLOCK_SLOTS];
 	uint32_t by_name[BLOCK_SLOTS];
 	uint32_t by_digest[CHUNK_SLOTS];
-	size_t nblocks, nchunks, sums_len;
+	size_t nblocks, nchunks, sums_len, sigs_len;
 	struct stage_seg *segs;
 	size_t nsegs, segs_cap, last_seg;
 };
@@ -117,7 +128,7 @@ struct localdb_stage {
 
 	/* The writer thread and its statements. */
 	struct localdb *db;
-	sqlite3_stmt *ins_block, *ins_chunk;
+	sqlite3_stmt *ins_block, *ins_chunk, *ins_sig;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	pthread_t thread;
@@ -165,7 +176,8 @@ stage_key_digest(const unsigned char *d)
 static void
 batch_clear(struct stage_batch *b)
 {
-	b->nblocks = b->nchunks = b->sums_len = b->nsegs = b->last_seg = 0;
+	b->nblocks = b->nchunks = b->sums_len = b->sigs_len = b->nsegs = 0;
+	b->last_seg = 0;
 	memset(b->by_sum, 0, sizeof(b->by_sum));
 	memset(b->by_name, 0, sizeof(b->by_name));
 	memset(b->by_digest, 0, sizeof(b->by_digest));
@@ -476,7 +488,9 @@ stage_put_block(struct localdb *db, int64_t segid, const char *segment,
 		room = CHUNKS_RESERVED;
 	if (st->cur->nblocks == STAGE_BLOCKS
 	    || st->cur->sums_len + sumlen > STAGE_SUM_BYTES
-	    || st->cur->nchunks + room > STAGE_CHUNKS) {
+	    || st->cur->nchunks + room > STAGE_CHUNKS
+	    || st->cur->sigs_len + room * SIG_ENTRY_MAX + SIG_NAME_MAX
+	        > STAGE_SIG_BYTES) {
 		if (stage_swap(db))
 			return -1;
 	}
@@ -519,6 +533,7 @@ stage_put_block(struct localdb *db, int64_t segid, const char *segment,
 	b->seq = (uint32_t)seq;
 	b->seg = (uint32_t)bt->last_seg;
 	b->sum = (uint32_t)bt->sums_len;
+	b->sig = b->siglen = 0;
 	memcpy(bt->sums + bt->sums_len, checksum, sumlen);
 	bt->sums_len += sumlen;
 	for (i = b->key & (BLOCK_SLOTS - 1); bt->by_sum[i];
@@ -569,6 +584,82 @@ stage_find_block(struct localdb *db, const char *checksum, uint64_t size,
 		return 0;
 	return batch_find_block(st->cur, checksum, size, key, out, timestamp)
 	    || batch_find_block(st->prev, checksum, size, key, out, timestamp);
+}
+
+int
+stage_put_signatures(struct localdb *db, int64_t segid, uint64_t seq,
+    const char *algorithm, const void *sig, size_t len)
+{
+	struct localdb_stage *st = db->stage;
+	struct stage_batch *bt;
+	size_t namelen = strlen(algorithm) + 1;
+	long bi;
+
+	if (st == NULL || segid <= 0 || segid >= UINT32_MAX
+	    || seq >= UINT32_MAX)
+		return 0;
+	/* Only in the batch being filled: the other one is being written. */
+	bt = st->cur;
+	bi = find_staged(bt, (uint32_t)segid, (uint32_t)seq);
+	if (bi < 0 || namelen > SIG_NAME_MAX
+	    || bt->sigs_len + namelen + len > STAGE_SIG_BYTES) {
+		/* The caller writes them by SQL: after every staged row,
+		 * and with no staged copy left to shadow them. */
+		if (bi < 0 && find_staged(st->prev, (uint32_t)segid,
+		                  (uint32_t)seq) < 0)
+			return 0;
+		if (stage_flush(db))
+			return -1;
+		if ((bi = find_staged(st->prev, (uint32_t)segid,
+		         (uint32_t)seq)) >= 0)
+			st->prev->blocks[bi].sig = 0;
+		return 0;
+	}
+	bt->blocks[bi].sig = (uint32_t)bt->sigs_len + 1;
+	bt->blocks[bi].siglen = (uint32_t)len;
+	memcpy(bt->sigs + bt->sigs_len, algorithm, namelen);
+	if (len > 0)
+		memcpy(bt->sigs + bt->sigs_len + namelen, sig, len);
+	bt->sigs_len += namelen + len;
+	return 1;
+}
+
+int
+stage_get_signatures(struct localdb *db, int64_t segid, uint64_t seq,
+    char **algorithm, void **sig, size_t *len)
+{
+	struct localdb_stage *st = db->stage;
+	const struct stage_batch *bt;
+	const struct stage_block *b;
+	const char *name;
+	long bi;
+
+	if (st == NULL || segid <= 0 || segid >= UINT32_MAX
+	    || seq >= UINT32_MAX)
+		return 0;
+	bt = st->cur;
+	if ((bi = find_staged(bt, (uint32_t)segid, (uint32_t)seq)) < 0) {
+		bt = st->prev;
+		if ((bi = find_staged(bt, (uint32_t)segid, (uint32_t)seq)) < 0)
+			return 0;
+	}
+	b = &bt->blocks[bi];
+	if (b->sig == 0)
+		return 0;
+	name = (const char *)bt->sigs + b->sig - 1;
+	*algorithm = strdup(name);
+	*sig = malloc(b->siglen > 0 ? b->siglen : 1);
+	if (*algorithm == NULL || *sig == NULL) {
+		free(*algorithm);
+		free(*sig);
+		*algorithm = NULL;
+		*sig = NULL;
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(*sig, name + strlen(name) + 1, b->siglen);
+	*len = b->siglen;
+	return 1;
 }
 
 int
@@ -721,6 +812,29 @@ write_batch(
 		else
 			sqlite3_bind_null(s, 6);
 		if (localdb_step(db, s, "store block") < 0)
+			return -1;
+		localdb_done(s);
+	}
+	/* Signatures by blockid, as staged: they append to the table. */
+	s = NULL;
+	for (size_t i = 0; i < bt->nblocks; i++) {
+		const struct stage_block *b = &bt->blocks[i];
+		const char *name = (const char *)bt->sigs + b->sig - 1;
+
+		if (b->sig == 0)
+			continue;
+		if (s == NULL
+		    && (s = prep(db, &st->ins_sig,
+		            "INSERT OR REPLACE INTO subblock_signatures("
+		            "blockid, algorithm, signatures)"
+		            " VALUES (?1, ?2, ?3)"))
+		        == NULL)
+			return -1;
+		sqlite3_bind_int64(s, 1, b->blockid);
+		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(s, 3, name + strlen(name) + 1, (int)b->siglen,
+		    SQLITE_STATIC);
+		if (localdb_step(db, s, "store signatures") < 0)
 			return -1;
 		localdb_done(s);
 	}
@@ -879,6 +993,7 @@ stage_reset(struct localdb *db)
 	}
 	sqlite3_finalize(st->ins_block);
 	sqlite3_finalize(st->ins_chunk);
+	sqlite3_finalize(st->ins_sig);
 	batch_free(st->cur);
 	batch_free(st->prev);
 	free(st->bits);

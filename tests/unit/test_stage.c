@@ -28,6 +28,8 @@
 #define NBLOCKS 10000
 /* More lookups than the filter waits for (4096). */
 #define NASKS 5000
+/* More bytes of signatures than a batch holds (localdb_stage.c). */
+#define BIG_SIG 300000
 
 static int64_t
 sq_int(sqlite3 *h, const char *sql)
@@ -82,6 +84,7 @@ run(bool background)
 	void *sig = NULL;
 	size_t siglen = 0;
 	double ts = 0;
+	char *big;
 	int expired = -1, bad;
 	sqlite3 *h;
 
@@ -150,6 +153,50 @@ run(bool background)
 	    "and read back");
 	free(alg);
 	free(sig);
+	/* Staged again: the later one wins, as INSERT OR REPLACE. */
+	ok(localdb_put_signatures(db, SEG, NBLOCKS - 2, "gear-8k/sha256", "one",
+	       3) == 0
+	        && localdb_put_signatures(
+	               db, SEG, NBLOCKS - 2, "gear-8k/sha256", "two!", 4)
+	            == 0
+	        && localdb_get_signatures(
+	               db, SEG, NBLOCKS - 2, &alg, &sig, &siglen)
+	            == 1
+	        && siglen == 4 && memcmp(sig, "two!", 4) == 0,
+	    "signatures stored twice: the later ones read back");
+	free(alg);
+	free(sig);
+	/* Too large to stage: by SQL, after the staged copy (which must not
+	 * shadow it, nor be written over it). */
+	big = calloc(1, BIG_SIG);
+	if (big == NULL)
+		exit(1);
+	memset(big, 'b', BIG_SIG);
+	ok(localdb_put_signatures(db, SEG, NBLOCKS - 3, "gear-8k/sha256",
+	       "small",
+	       5) == 0
+	        && localdb_put_signatures(
+	               db, SEG, NBLOCKS - 3, "gear-8k/sha256", big, BIG_SIG)
+	            == 0
+	        && localdb_get_signatures(
+	               db, SEG, NBLOCKS - 3, &alg, &sig, &siglen)
+	            == 1
+	        && siglen == BIG_SIG && memcmp(sig, big, BIG_SIG) == 0,
+	    "signatures too large to hold are stored and read back: %s",
+	    err_msg());
+	free(alg);
+	free(sig);
+	/* A block of the batch being written: by SQL too. */
+	ok(localdb_put_signatures(db, SEG, 7000, "gear-8k/sha256", "last", 4)
+	            == 0
+	        && localdb_get_signatures(db, SEG, 7000, &alg, &sig, &siglen)
+	            == 1
+	        && siglen == 4 && memcmp(sig, "last", 4) == 0,
+	    "signatures of a block of the last batch stored and read back: "
+	    "%s",
+	    err_msg());
+	free(alg);
+	free(sig);
 	for (int i = 0; i < 4; i++) {
 		digest_of(c[i].digest, i);
 		c[i].offset = (uint32_t)i * 2000;
@@ -206,6 +253,25 @@ run(bool background)
 	       "10000")
 	        == 1,
 	    "the signatures belong to their block");
+	ok(sq_int(h,
+	       "SELECT count(*) FROM subblock_signatures g JOIN"
+	       " block_index b USING (blockid) WHERE b.size = 9999"
+	       " AND g.signatures = CAST('two!' AS BLOB)")
+	        == 1,
+	    "the later of two signatures written");
+	snprintf(cmd, sizeof(cmd),
+	    "SELECT length(g.signatures) FROM subblock_signatures g JOIN"
+	    " block_index b USING (blockid) WHERE b.size = %d",
+	    NBLOCKS - 2);
+	ok(sq_int(h, cmd) == BIG_SIG, "the large signatures written");
+	ok(sq_int(h,
+	       "SELECT count(*) FROM subblock_signatures g JOIN"
+	       " block_index b USING (blockid) WHERE b.size = 7001"
+	       " AND g.signatures = CAST('last' AS BLOB)")
+	        == 1,
+	    "those of the last batch's block written");
+	ok(sq_int(h, "SELECT count(*) FROM subblock_signatures") == 4,
+	    "one row of signatures per block");
 	ok(sq_int(h,
 	       "SELECT count(*) FROM chunk_index c JOIN block_index b"
 	       " USING (blockid) WHERE b.size = 10000")
@@ -296,6 +362,7 @@ run(bool background)
 	    "the database is usable after");
 
 	localdb_close(db);
+	free(big);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
