@@ -224,12 +224,18 @@ out.append('Machine limits (median over rounds, spread = max/min)')
 for step, label in [('tree-read', 'read tree from page cache (tar | cat)'),
                     ('tar-x', 'tar -x of the plain tarball into a fresh dir'),
                     ('sha256', 'SHA-256, one core (openssl speed)'),
-                    ('zstd3', 'zstd -3 -T1, one core, of the cached tarball')]:
+                    ('zstd3', 'zstd -3 -T1, one core, of the cached tarball'),
+                    ('zstd3-t2', 'zstd -3 -T2, two cores, the same')]:
     w, c, rt = agg(step, 'machine', 'wall'), agg(step, 'machine', 'cpu'), agg(step, 'machine', 'rate')
     if w is None:
         continue
     out.append('  %-46s %7.2f s wall (x%.2f)  %7.2f s cpu  %8.0f MB/s%s' % (
         label, w[0], w[1], c[0], rt[0] if rt else float('nan'), flag(step, 'machine')))
+# What two cores give a CPU-bound compressor on this machine: the ceiling
+# to read the --threads=2 against --threads=1 ratio against.
+z1, z2 = agg('zstd3', 'machine', 'wall'), agg('zstd3-t2', 'machine', 'wall')
+if z1 and z2 and z2[0] > 0:
+    out.append('  %-46s %7.2fx' % ('zstd -3: two cores against one (wall)', z1[0] / z2[0]))
 out.append('')
 for step, label, bcol in STEPS:
     present = [t for t in tools if (step, t) in data]
@@ -390,6 +396,8 @@ for ((ROUND = 0; ROUND < ROUNDS; ROUND++)); do
 	warm "$PLAIN"
 	measure zstd3 machine 1 bash -c "zstd -3 -T1 -q -c '$PLAIN' >/dev/null"
 	record zstd3 machine 1 "$TREEBYTES" "$(awk -v b="$TREEBYTES" -v t="$M_WALL" 'BEGIN { printf "%.1f", b / t / 1e6 }')"
+	measure zstd3-t2 machine 1 bash -c "zstd -3 -T2 -q -c '$PLAIN' >/dev/null"
+	record zstd3-t2 machine 1 "$TREEBYTES" "$(awk -v b="$TREEBYTES" -v t="$M_WALL" 'BEGIN { printf "%.1f", b / t / 1e6 }')"
 
 	# Let the fresh tree settle: files changed in the last 30 s are marked
 	# volatile by cumulus (and re-read by its next backup), which would be
