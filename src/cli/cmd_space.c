@@ -116,8 +116,10 @@ parse_args(struct space *s, int argc, char **argv, const char **cmd)
 
 	*cmd = NULL;
 	s->args = calloc((size_t)argc + 1, sizeof(char *));
-	if (s->args == NULL)
+	if (s->args == NULL) {
+		fprintf(stderr, "cumulus-util: out of memory\n");
 		return -1;
+	}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v;
 		int r = 0;

@@ -738,8 +738,10 @@ cmd_restore(struct util *u, int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	paths = calloc((size_t)argc + 1, sizeof(char *));
-	if (paths == NULL)
-		return CLI_FAIL;
+	if (paths == NULL) {
+		err_set("out of memory");
+		return fail("restore-snapshot");
+	}
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0) {
 			o.force = true;
