@@ -17,22 +17,27 @@ enum hash_alg { HASH_SHA1, HASH_SHA224, HASH_SHA256 };
 /* Largest raw digest. */
 #define HASH_DIGEST_MAX 32
 
+/* A running hash.  Its state lives in the struct: starting one allocates
+ * nothing, and releasing one (hash_abort) is always safe. */
 struct hash {
 	enum hash_alg alg;
-	void *ctx; /* EVP_MD_CTX */
+	union {
+		unsigned char bytes[160]; /* SHA_CTX or SHA256_CTX */
+		unsigned long long align;
+	} state;
 };
 
-/* Start a hash.  0, or -1 (error recorded). */
-/* Set up libcrypto and its digests once, at program start: checked here
- * rather than failing (or crashing) on first use.  0 or -1. */
+/* Set up libcrypto once, at program start: checked here rather than
+ * failing (or crashing) on first use.  0 or -1. */
 int hash_library_init(void);
+/* Start a hash.  0, or -1 (error recorded). */
 int hash_init(struct hash *h, enum hash_alg alg);
 void hash_update(struct hash *h, const void *p, size_t n);
 /* Finish into ${out} as "<alg>=<hex>" and release.  0 or -1. */
 int hash_final(struct hash *h, char out[HASH_STR_MAX]);
 /* Finish into the raw ${digest} (returns its length) and release. -1 error */
 int hash_final_raw(struct hash *h, unsigned char digest[HASH_DIGEST_MAX]);
-/* Release without a result (NULL-safe on ctx). */
+/* Release without a result (safe after hash_final, and twice). */
 void hash_abort(struct hash *h);
 /* One-shot: checksum string of ${n} bytes.  0 or -1. */
 int hash_buffer(enum hash_alg alg, const void *p, size_t n,
