@@ -236,6 +236,20 @@ start_pool(struct segment_writer *w, struct group *g, struct open_segment *s)
 	return 0;
 }
 
+/*
+ * The metadata log compresses better and faster at level 1 than at 3
+ * (its repetitions are local and long): the linux tree's 24 MB log took
+ * 3.90 MB in 34 ms at level 1, 4.20 MB in 83-93 ms at level 3.  It is
+ * compressed on the main thread, and level 1's tables are smaller.
+ */
+static int
+level_of(const struct segment_writer *w, const struct group *g)
+{
+	if (w->level == 3 && strcmp(g->name, "metadata") == 0)
+		return 1;
+	return w->level;
+}
+
 static int
 seg_open(struct segment_writer *w, struct group *g)
 {
@@ -279,7 +293,7 @@ seg_open(struct segment_writer *w, struct group *g)
 		}
 		ZSTD_CCtx_reset(g->cctx, ZSTD_reset_session_only);
 		if (zstd_check(ZSTD_CCtx_setParameter(g->cctx,
-			ZSTD_c_compressionLevel, w->level)) ||
+			ZSTD_c_compressionLevel, level_of(w, g))) ||
 		    zstd_check(ZSTD_CCtx_setParameter(g->cctx,
 			ZSTD_c_checksumFlag, 1)))
 			goto fail;
