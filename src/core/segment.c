@@ -300,28 +300,27 @@ seg_open(struct segment_writer *w, struct group *g)
 		/* Worker threads make compression overlap our reading; a
 		 * libzstd built without them just compresses inline.  Their
 		 * buffers are a few jobs each (five in the input ring, one
-		 * output per job in flight).  Each job first re-reads the
-		 * end of the previous one, by default a quarter of a 1 MiB
-		 * job at level 3: 768 KiB jobs with half that overlap (log
-		 * 5) cost the same CPU with 2 MiB less memory and a 1 %
-		 * larger store (512 KiB jobs with the full overlap were 10 %
-		 * slower).  The metadata log is a tenth of the data and
-		 * compresses fast: its own workers and job buffers cost 3 MiB
-		 * for ~50 ms.  Its window is zstd's input buffer: 512 KiB
-		 * saves 1.5 MiB.
-		 *
-		 * A job starts with empty match tables, cleared in full:
-		 * level 3 sizes them (hash log 17, chain log 16: 768 KiB) for
-		 * a stream, not for 832 KiB of input.  Halved, with a quarter
-		 * of the job as overlap (log 4), the initial backup of the
-		 * linux tree took 0.5 s less CPU (9 runs each, interleaved)
-		 * for a 1.1 % larger store; a quarter of the tables saved
-		 * 0.4 s more for 2.1 %. */
+		 * output per job in flight), so the job size sets the memory.
+		 * A job starts with empty match tables, cleared in full, and
+		 * first re-reads the end of the previous job.  Level 3 sizes
+		 * both for a stream (hash log 17, chain log 16: 768 KiB of
+		 * tables; a 256 KiB overlap).  Measured on the initial backup
+		 * of the linux tree, interleaved runs:
+		 *  - tables halved and a 64 KiB overlap (log 4): 0.5 s less
+		 *    CPU for a store 1.1 % larger (a quarter of the tables:
+		 *    0.4 s more for 2.1 %);
+		 *  - 640 KiB jobs: the time of 768 KiB ones with 0.5 MiB less
+		 *    peak memory and a store 0.4 % larger; 512 KiB jobs saved
+		 *    1.6 MiB but took 8 % longer.
+		 * The metadata log is a tenth of the data and compresses fast:
+		 * its own workers and job buffers would cost 3 MiB for
+		 * ~35 ms.  Its window is zstd's input buffer: 512 KiB saves
+		 * 1.5 MiB. */
 		if (w->threads > 1 && strcmp(g->name, "metadata") != 0 &&
 		    !ZSTD_isError(ZSTD_CCtx_setParameter(g->cctx,
 			ZSTD_c_nbWorkers, w->threads))) {
 			ZSTD_CCtx_setParameter(g->cctx, ZSTD_c_jobSize,
-			    768 << 10);
+			    640 << 10);
 			ZSTD_CCtx_setParameter(g->cctx, ZSTD_c_overlapLog, 4);
 			if (w->level == 3) {
 				ZSTD_CCtx_setParameter(g->cctx,
