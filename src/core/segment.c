@@ -237,10 +237,11 @@ start_pool(struct segment_writer *w, struct group *g, struct open_segment *s)
 }
 
 /*
- * The metadata log compresses better and faster at level 1 than at 3
- * (its repetitions are local and long): the linux tree's 24 MB log took
- * 3.90 MB in 34 ms at level 1, 4.20 MB in 83-93 ms at level 3.  It is
- * compressed on the main thread, and level 1's tables are smaller.
+ * The metadata log is compressed on the main thread, at level 1 when the
+ * data is at 3: the linux tree's 24 MB log took 3.90 MB in 34 ms at
+ * level 1, 4.20 MB in 83-93 ms at level 3.  The log of 100,000 empty
+ * files, all alike, is the exception: 528 KB against 499 KB, in the same
+ * time.  Level 1's tables are smaller too.
  */
 static int
 level_of(const struct segment_writer *w, const struct group *g)
