@@ -14,9 +14,10 @@
  *
  * Staged rows get their blockid here (the backup holds the write lock, so
  * max(blockid) + 1 onwards is free), which lets their chunks and
- * signatures refer to them; both are staged with their block.  Everything that reads
- * block_index or chunk_index by SQL while rows are staged must either ask
- * this module first (stage_find_*, stage_block_of) or flush it
+ * signatures refer to them; both are staged with their block.
+ * Everything that reads block_index, chunk_index or subblock_signatures
+ * by SQL while rows are staged must either ask this module first
+ * (stage_find_*, stage_block_of, stage_get_signatures) or flush it
  * (stage_flush).  The stage and the filter live for one backup
  * transaction and are dropped with it.
  *
