@@ -449,27 +449,42 @@ find_staged(const struct stage_batch *b, uint32_t segid, uint32_t seq)
 	}
 }
 
-int
-stage_block_of(struct localdb *db, int64_t segid, uint64_t seq,
-    int64_t *blockid, uint64_t *size)
+/* The staged block ${segid}/${seq}, in the batch being filled or the one
+ * being written (its batch in ${batch} when not NULL), or NULL. */
+static const struct stage_block *
+staged_block(struct localdb *db, int64_t segid, uint64_t seq,
+    const struct stage_batch **batch)
 {
-	struct localdb_stage *st = db->stage;
-	const struct stage_batch *b;
+	const struct localdb_stage *st = db->stage;
+	const struct stage_batch *bt;
 	long i;
 
 	if (st == NULL || segid <= 0 || segid >= UINT32_MAX
 	    || seq >= UINT32_MAX)
-		return 0;
-	b = st->cur;
-	if ((i = find_staged(b, (uint32_t)segid, (uint32_t)seq)) < 0) {
-		b = st->prev;
-		if ((i = find_staged(b, (uint32_t)segid, (uint32_t)seq)) < 0)
-			return 0;
+		return NULL;
+	bt = st->cur;
+	if ((i = find_staged(bt, (uint32_t)segid, (uint32_t)seq)) < 0) {
+		bt = st->prev;
+		if ((i = find_staged(bt, (uint32_t)segid, (uint32_t)seq)) < 0)
+			return NULL;
 	}
+	if (batch != NULL)
+		*batch = bt;
+	return &bt->blocks[i];
+}
+
+int
+stage_block_of(struct localdb *db, int64_t segid, uint64_t seq,
+    int64_t *blockid, uint64_t *size)
+{
+	const struct stage_block *b = staged_block(db, segid, seq, NULL);
+
+	if (b == NULL)
+		return 0;
 	if (blockid != NULL)
-		*blockid = b->blocks[i].blockid;
+		*blockid = b->blockid;
 	if (size != NULL)
-		*size = b->blocks[i].size;
+		*size = b->size;
 	return 1;
 }
 
@@ -629,23 +644,11 @@ int
 stage_get_signatures(struct localdb *db, int64_t segid, uint64_t seq,
     char **algorithm, void **sig, size_t *len)
 {
-	struct localdb_stage *st = db->stage;
-	const struct stage_batch *bt;
-	const struct stage_block *b;
+	const struct stage_batch *bt = NULL;
+	const struct stage_block *b = staged_block(db, segid, seq, &bt);
 	const char *name;
-	long bi;
 
-	if (st == NULL || segid <= 0 || segid >= UINT32_MAX
-	    || seq >= UINT32_MAX)
-		return 0;
-	bt = st->cur;
-	if ((bi = find_staged(bt, (uint32_t)segid, (uint32_t)seq)) < 0) {
-		bt = st->prev;
-		if ((bi = find_staged(bt, (uint32_t)segid, (uint32_t)seq)) < 0)
-			return 0;
-	}
-	b = &bt->blocks[bi];
-	if (b->sig == 0)
+	if (b == NULL || b->sig == 0)
 		return 0;
 	name = (const char *)bt->sigs + b->sig - 1;
 	*algorithm = strdup(name);
