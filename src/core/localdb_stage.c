@@ -621,13 +621,14 @@ stage_put_signatures(struct localdb *db, int64_t segid, uint64_t seq,
 	    || bt->sigs_len + namelen + len > STAGE_SIG_BYTES) {
 		/* The caller writes them by SQL: after every staged row,
 		 * and with no staged copy left to shadow them. */
-		if (bi < 0 && find_staged(st->prev, (uint32_t)segid,
-		                  (uint32_t)seq) < 0)
+		if (bi < 0
+		    && find_staged(st->prev, (uint32_t)segid, (uint32_t)seq)
+		        < 0)
 			return 0;
 		if (stage_flush(db))
 			return -1;
-		if ((bi = find_staged(st->prev, (uint32_t)segid,
-		         (uint32_t)seq)) >= 0)
+		if ((bi = find_staged(st->prev, (uint32_t)segid, (uint32_t)seq))
+		    >= 0)
 			st->prev->blocks[bi].sig = 0;
 		return 0;
 	}
