@@ -13,7 +13,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -30,7 +29,6 @@
 #include "chunker.h"
 #include "err.h"
 #include "escape.h"
-#include "exclude.h"
 #include "fileio.h"
 #include "hash.h"
 #include "lease.h"
@@ -45,6 +43,7 @@
 #include "snapshot.h"
 #include "statcache.h"
 #include "store.h"
+#include "walk.h"
 
 #define BLOCK_SIZE ((size_t)1 << 20)
 #define VOLATILE_SECONDS 30
@@ -1701,101 +1700,29 @@ defer_file(struct backup *b, const char *path, int fd, const struct stat *sb)
 
 /* ---- one entry ---- */
 
-static int
-cmp_names(const void *a, const void *c)
-{
-	return strcmp(*(char *const *)a, *(char *const *)c);
-}
-
-static int dump(struct backup *b, int parent, const char *name,
-    const char *path);
-
-/* List, sort and dump the children of directory ${fd}. */
-static int
-dump_children(struct backup *b, int fd, const char *path)
-{
-	DIR *d;
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int dfd = dup(fd), rc = -1;
-	struct buf child;
-
-	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
-		if (dfd >= 0)
-			close(dfd);
-		warnf(b, "cannot list directory '%s': %s", shown(b, path),
-		    strerror(errno));
-		return 0;
-	}
-	errno = 0;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			char **nn = realloc(names, ncap * sizeof(*names));
-
-			if (nn == NULL)
-				goto oom;
-			names = nn;
-			cap = ncap;
-		}
-		if ((names[n] = strdup(de->d_name)) == NULL)
-			goto oom;
-		n++;
-	}
-	closedir(d);
-	/* Siblings in byte order: the metadata log's (and statcache's) order. */
-	if (n)
-		qsort(names, n, sizeof(*names), cmp_names);
-	buf_init(&child, BUF_UNLIMITED);
-	rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		buf_reset(&child);
-		if ((strcmp(path, ".") != 0 &&
-			(buf_puts(&child, path) || buf_putc(&child, '/'))) ||
-		    buf_puts(&child, names[i])) {
-			rc = -1;
-			break;
-		}
-		rc = dump(b, fd, names[i], child.data);
-	}
-	buf_release(&child);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	return rc;
-oom:
-	closedir(d);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	err_set("out of memory");
-	return -1;
-}
-
 /*
- * Dump the entry ${name} of directory ${parent} (recorded as ${path}), and
- * its children if it is a directory.  Problems with the entry are
- * warnings; -1 only for failures of the backup itself.
+ * Dump the entry the walk found: ${it->name} in directory ${it->parent},
+ * recorded as ${it->path}.  A directory's children are the items that
+ * follow.  Problems with the entry are warnings; -1 only for failures of
+ * the backup itself.
  */
 static int
-dump(struct backup *b, int parent, const char *name, const char *path)
+dump(struct backup *b, const struct walk_item *it)
 {
+	const char *path = it->path, *name = it->name;
+	const int parent = it->parent;
 	struct stat sb;
 	struct statcache_entry *e = NULL;
 	const char *status = NULL;
 	int fd = -1, rc = -1, found;
 
-	if (exclude_match(b->o->excludes, b->o->nexcludes, path))
-		return 0;
 	lease_refresh(b->lease);
-	if (fstatat(parent, name, &sb, AT_SYMLINK_NOFOLLOW)) {
-		warnf(b, "lstat '%s': %s", shown(b, path), strerror(errno));
+	if (it->err) {
+		warnf(b, "lstat '%s': %s", shown(b, path), strerror(it->err));
 		return 0;
 	}
-	found = statcache_lookup(b->sc, path, strlen(path), &e);
+	sb = it->sb;
+	found = statcache_lookup(b->sc, path, it->path_len, &e);
 	if (found < 0)
 		return -1;
 	if (found == 0)
@@ -1858,18 +1785,12 @@ dump(struct backup *b, int parent, const char *name, const char *path)
 	if (common_fields(b, path, &sb))
 		return -1;
 	if (S_ISDIR(sb.st_mode)) {
-		fd = openat(parent, name,
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (stanza_set_str(&b->st, "type", "d") || emit(b, path, e, NULL))
-			goto out;
-		if (fd < 0) {
+			return -1;
+		if (it->fd < 0)
 			warnf(b, "cannot open directory '%s': %s", shown(b, path),
-			    strerror(errno));
-			rc = 0;
-			goto out;
-		}
-		rc = dump_children(b, fd, path);
-		goto out;
+			    strerror(it->err_open));
+		return 0;
 	}
 	if (S_ISLNK(sb.st_mode)) {
 		char *target = malloc((size_t)sb.st_size + 2);
@@ -1960,38 +1881,73 @@ cmp_roots(const void *a, const void *c)
 	    strlen(y->path));
 }
 
+/*
+ * Walk the roots and dump every entry.  Each root is opened as a name in
+ * its directory, so that a root which is a symbolic link is recorded as
+ * one, like any other entry.
+ */
 static int
-dump_root(struct backup *b, const struct root *r)
+dump_roots(struct backup *b, const struct root *roots, size_t nroots,
+    bool threads)
 {
-	char *copy = strdup(r->arg), *slash;
-	const char *dir, *name;
-	int parent, rc;
+	struct walk_root *wr = calloc(nroots ? nroots : 1, sizeof(*wr));
+	char **copies = calloc(nroots ? nroots : 1, sizeof(*copies));
+	struct walk *w = NULL;
+	const struct walk_item *it;
+	int r, rc = -1;
 
-	if (copy == NULL) {
+	if (wr == NULL || copies == NULL) {
 		err_set("out of memory");
-		return -1;
+		goto out;
 	}
-	slash = strrchr(copy, '/');
-	if (strcmp(r->path, ".") == 0 && r->arg[0] == '/') {
-		dir = "/";
-		name = ".";
-	} else if (slash == NULL) {
-		dir = ".";
-		name = copy;
-	} else {
-		*slash = '\0';
-		dir = slash == copy ? "/" : copy;
-		name = slash + 1;
+	for (size_t i = 0; i < nroots; i++) {
+		char *copy = strdup(roots[i].arg), *slash;
+
+		if ((copies[i] = copy) == NULL) {
+			err_set("out of memory");
+			goto out;
+		}
+		slash = strrchr(copy, '/');
+		wr[i].path = roots[i].path;
+		if (strcmp(roots[i].path, ".") == 0 && roots[i].arg[0] == '/') {
+			wr[i].dir = "/";
+			wr[i].name = ".";
+		} else if (slash == NULL) {
+			wr[i].dir = ".";
+			wr[i].name = copy;
+		} else {
+			*slash = '\0';
+			wr[i].dir = slash == copy ? "/" : copy;
+			wr[i].name = slash + 1;
+		}
 	}
-	parent = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (parent < 0) {
-		warnf(b, "cannot open '%s': %s", dir, strerror(errno));
-		free(copy);
-		return 0;
+	w = walk_open(wr, nroots, b->o->excludes, b->o->nexcludes, threads);
+	if (w == NULL)
+		goto out;
+	while ((r = walk_next(w, &it)) > 0) {
+		switch (it->kind) {
+		case WALK_ROOT_ERROR:
+			warnf(b, "cannot open '%s': %s", it->path,
+			    strerror(it->err));
+			break;
+		case WALK_END:
+			if (it->err)
+				warnf(b, "cannot list directory '%s': %s",
+				    shown(b, it->path), strerror(it->err));
+			break;
+		case WALK_ENTRY:
+			if (dump(b, it))
+				goto out;
+			break;
+		}
 	}
-	rc = dump(b, parent, name, r->path);
-	close(parent);
-	free(copy);
+	rc = r;
+out:
+	walk_free(w);
+	for (size_t i = 0; copies && i < nroots; i++)
+		free(copies[i]);
+	free(copies);
+	free(wr);
 	return rc;
 }
 
@@ -2359,6 +2315,10 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	struct tm tm;
 	int rc = -1;
 	bool committed = false;
+	/* Several threads: the walk, new rows for SQLite and the read-ahead
+	 * each run on threads of their own. */
+	const bool threads = o->threads > 1 ||
+	    (o->threads <= 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1);
 
 	memset(&b, 0, sizeof(b));
 	memset(res, 0, sizeof(*res));
@@ -2437,9 +2397,7 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	if (localdb_open(o->localdb ? o->localdb : store_local_dir(b.store),
 		&b.db))
 		goto out;
-	/* Several threads: new rows reach SQLite on a thread of their own. */
-	localdb_set_background(b.db, o->threads > 1 ||
-	    (o->threads <= 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1));
+	localdb_set_background(b.db, threads);
 	if (localdb_begin_snapshot(b.db, ts, o->scheme, o->intent) ||
 	    mark_absent(&b) ||
 	    localdb_legacy_algorithms(b.db, &b.legacy_algs))
@@ -2460,9 +2418,8 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 		goto out;
 	if (start_prefetch(&b))
 		goto out;
-	for (size_t i = 0; i < nroots; i++)
-		if (dump_root(&b, &roots[i]))
-			goto out;
+	if (dump_roots(&b, roots, nroots, threads))
+		goto out;
 	if (pq_drain(&b))
 		goto out;
 	pq_free(&b);

@@ -177,6 +177,10 @@ if [ ${#as_user[@]} -gt 0 ]; then
 	echo readable >"$u/tree/ok.txt"
 	echo secret >"$u/tree/locked.txt"
 	chmod 000 "$u/tree/locked.txt"
+	mkdir -p "$u/tree/lockeddir/sub" "$u/tree/zz"
+	echo hidden >"$u/tree/lockeddir/sub/f"
+	echo after >"$u/tree/zz/after.txt"
+	chmod 000 "$u/tree/lockeddir"
 	mkdir -p "$u/store"
 	[ "$(id -u)" = 0 ] && chown -R 65534:65534 "$u" && chmod 755 "$T"
 	cd "$u" || exit 1
@@ -190,6 +194,12 @@ if [ ${#as_user[@]} -gt 0 ]; then
 	test_ok "... and restores" "$CUMULUS_UTIL" --store="$u/store" \
 		restore-snapshot "$usnap" "$u/r"
 	test_eq "... with the readable file" "$(cat "$u/r/tree/ok.txt")" readable
+	test_ok "... a warning names the directory it could not open" \
+		grep -q "cannot open directory 'tree/lockeddir'" "$T/o.stderr"
+	test_ok "... which is restored, empty" test -d "$u/r/tree/lockeddir" -a \
+		! -e "$u/r/tree/lockeddir/sub"
+	test_eq "... and what comes after it is all there" \
+		"$(cat "$u/r/tree/zz/after.txt")" after
 else
 	skip "unreadable file: exit 3" "root, and no setpriv to drop privileges"
 fi
