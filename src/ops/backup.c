@@ -2338,10 +2338,15 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 		goto out;
 	/* Snapshot names have one-second resolution: never reuse one. */
 	for (;;) {
+		struct timespec now, rest = { 0, 0 };
 		uint64_t size;
 		int st;
 
-		b.now = time(NULL);
+		/* Not time(): its coarse clock may still say the second
+		 * waited out below. */
+		if (clock_gettime(CLOCK_REALTIME, &now))
+			now = (struct timespec){ time(NULL), 0 };
+		b.now = now.tv_sec;
 		gmtime_r(&b.now, &tm);
 		strftime(ts, sizeof(ts), "%Y%m%dT%H%M%S", &tm);
 		snprintf(res->name, sizeof(res->name), "%s%s%s",
@@ -2361,7 +2366,10 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 		}
 		if (st == 1)
 			break;
-		sleep(1);
+		/* Taken: wait for the next second, not a whole one. */
+		rest.tv_nsec = 1000000000L - now.tv_nsec;
+		while (nanosleep(&rest, &rest) && errno == EINTR)
+			;
 	}
 	localtime_r(&b.now, &tm);
 	strftime(ts_local, sizeof(ts_local), "%Y-%m-%d %H:%M:%S %z", &tm);
