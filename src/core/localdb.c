@@ -1341,59 +1341,82 @@ localdb_use_object(struct localdb *db, const char *segment, uint64_t seq,
 	return 1;
 }
 
-struct segref {
-	uint32_t segid, refsize;
+/* A segment's referenced bytes, in segsum_add()'s open-addressing table. */
+struct segsum {
+	uint32_t segid; /* 0: empty */
+	int64_t sum;
 };
 
 static int
-segref_cmp(const void *a, const void *b)
+segsum_add(struct segsum **tab, size_t *cap, size_t *len, uint32_t segid,
+    uint32_t size)
 {
-	const struct segref *x = a, *y = b;
+	size_t i;
 
-	return (x->segid > y->segid) - (x->segid < y->segid);
+	if ((*len + 1) * 2 > *cap) { /* load <= 1/2 */
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct segsum *n = calloc(ncap, sizeof(*n));
+
+		if (n == NULL) {
+			err_set("local database: out of memory");
+			return -1;
+		}
+		for (size_t j = 0; j < *cap; j++) {
+			if ((*tab)[j].segid == 0)
+				continue;
+			for (i = (*tab)[j].segid * 2654435761u & (ncap - 1);
+			     n[i].segid != 0; i = (i + 1) & (ncap - 1))
+				;
+			n[i] = (*tab)[j];
+		}
+		free(*tab);
+		*tab = n;
+		*cap = ncap;
+	}
+	for (i = segid * 2654435761u & (*cap - 1);
+	     (*tab)[i].segid != 0 && (*tab)[i].segid != segid;
+	     i = (i + 1) & (*cap - 1))
+		;
+	if ((*tab)[i].segid == 0) {
+		(*tab)[i].segid = segid;
+		(*len)++;
+	}
+	(*tab)[i].sum += size; /* < 2^32 each, < 2^31 entries */
+	return 0;
 }
 
 int
 localdb_ref_flush(struct localdb *db)
 {
-	struct segref *v;
+	struct segsum *tab = NULL;
+	size_t cap = 0, len = 0;
 	sqlite3_stmt *s;
-	size_t n = 0;
 	int rc = -1;
 
 	if (localdb_exec(db, "DELETE FROM snapshot_segrefs",
 		"reset segment references"))
 		return -1;
-	if (db->refs_len == 0)
-		return 0;
-	/* The referenced objects sorted by segment, summed per segment; the
-	 * copy holds only what the sums need (8 of the entry's 20 bytes). */
-	if ((v = malloc(db->refs_len * sizeof(*v))) == NULL) {
-		err_set("local database: out of memory");
-		return -1;
-	}
+	/* The referenced objects summed per segment: a table as small as
+	 * the number of segments, not a sort of every object. */
 	for (size_t i = 0; i < db->refs_cap; i++)
-		if (db->refs[i].segid != 0 && db->refs[i].refsize != OBJREF_NONE)
-			v[n++] = (struct segref){ db->refs[i].segid,
-				db->refs[i].refsize };
-	qsort(v, n, sizeof(*v), segref_cmp);
-	for (size_t i = 0; i < n;) {
-		uint32_t segid = v[i].segid;
-		int64_t sum = 0;
-
-		for (; i < n && v[i].segid == segid; i++)
-			sum += v[i].refsize; /* < 2^32 each, < 2^31 entries */
+		if (db->refs[i].segid != 0 && db->refs[i].refsize != OBJREF_NONE &&
+		    segsum_add(&tab, &cap, &len, db->refs[i].segid,
+			db->refs[i].refsize))
+			goto out;
+	for (size_t i = 0; i < cap; i++) {
+		if (tab[i].segid == 0)
+			continue;
 		if ((s = stmt(db, ST_SEGREF_PUT)) == NULL)
 			goto out;
-		sqlite3_bind_int64(s, 1, segid);
-		sqlite3_bind_int64(s, 2, sum);
+		sqlite3_bind_int64(s, 1, tab[i].segid);
+		sqlite3_bind_int64(s, 2, tab[i].sum);
 		if (step(db, s, "record references") < 0)
 			goto out;
 		done(s);
 	}
 	rc = 0;
 out:
-	free(v);
+	free(tab);
 	return rc;
 }
 
