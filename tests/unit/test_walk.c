@@ -114,8 +114,14 @@ ref_walk(struct buf *out, int dfd, const char *path)
 		if (strcmp(de->d_name, ".") == 0
 		    || strcmp(de->d_name, "..") == 0)
 			continue;
-		names = realloc(names, (n + 1) * sizeof(*names));
-		names[n++] = strdup(de->d_name);
+		char **nn = realloc(names, (n + 1) * sizeof(*names));
+
+		if (nn == NULL || (nn[n] = strdup(de->d_name)) == NULL) {
+			perror("reference walk");
+			exit(2);
+		}
+		names = nn;
+		n++;
 	}
 	if (d)
 		closedir(d);
