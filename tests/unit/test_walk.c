@@ -125,7 +125,8 @@ ref_walk(struct buf *out, int dfd, const char *path)
 	}
 	if (d)
 		closedir(d);
-	qsort(names, n, sizeof(*names), cmp_names);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_names);
 	for (size_t i = 0; i < n; i++) {
 		char child[8192];
 		struct stat sb;
@@ -134,9 +135,8 @@ ref_walk(struct buf *out, int dfd, const char *path)
 			snprintf(child, sizeof(child), "%s", names[i]);
 		else
 			snprintf(child, sizeof(child), "%s/%s", path, names[i]);
-		if (exclude_match(excl, 2, child))
-			continue;
-		if (fstatat(dfd, names[i], &sb, AT_SYMLINK_NOFOLLOW))
+		if (exclude_match(excl, 2, child)
+		    || fstatat(dfd, names[i], &sb, AT_SYMLINK_NOFOLLOW))
 			continue;
 		buf_printf(out, "E %s %c\n", child, type_of(sb.st_mode));
 		if (S_ISDIR(sb.st_mode)) {
@@ -146,8 +146,9 @@ ref_walk(struct buf *out, int dfd, const char *path)
 			close(fd);
 			buf_printf(out, "X %s\n", child);
 		}
-		free(names[i]);
 	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
 	free(names);
 }
 
