@@ -242,7 +242,12 @@ localdb_prune(struct localdb *db, char *const *snapshots, size_t nsnap,
 			continue;
 		say(cb, arg, "segment %s is not in the store: marked missing",
 		    seg);
-		sqlite3_bind_text(del, 1, seg, -1, SQLITE_TRANSIENT);
+		if (sqlite3_bind_text(del, 1, seg, -1, SQLITE_TRANSIENT) !=
+		    SQLITE_OK) {
+			err_set("local database: mark segment missing: out of "
+				"memory");
+			goto fail;
+		}
 		if (sp_run(db, del, "mark segment missing") < 0)
 			goto fail;
 		stats->segments_missing++;

@@ -809,7 +809,12 @@ write_batch(
 		    obj, sizeof(obj), "%08llx", (unsigned long long)b->seq);
 		sqlite3_bind_int64(s, 1, b->blockid);
 		sqlite3_bind_int64(s, 2, b->segid);
-		sqlite3_bind_text(s, 3, obj, -1, SQLITE_TRANSIENT);
+		/* A copy: the only bind here that allocates, and may fail. */
+		if (sqlite3_bind_text(s, 3, obj, -1, SQLITE_TRANSIENT) !=
+		    SQLITE_OK) {
+			err_set("local database: store block: out of memory");
+			return -1;
+		}
 		sqlite3_bind_text(s, 4, bt->sums + b->sum, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 5, (int64_t)b->size);
 		if (b->timestamp > 0)
