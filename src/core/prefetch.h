@@ -62,7 +62,8 @@ int prefetch_submit(struct prefetch *p, struct prefetch_job *job);
 /* Whether ${job} has finished (then prefetch_wait() does not block). */
 bool prefetch_ready(struct prefetch *p, struct prefetch_job *job);
 
-/* Wait for ${job}.  0, or -1 if the job itself failed (error set). */
+/* Wait for ${job}: one caller thread waits at a time, woken only when
+ * that job ends.  0, or -1 if the job itself failed (error set). */
 int prefetch_wait(struct prefetch *p, struct prefetch_job *job);
 
 /* Free a job's results (not its fd).  The job must be finished. */
