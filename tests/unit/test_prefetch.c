@@ -4,12 +4,16 @@
  * oldest first, or each job as it comes.  A job's result is the whole
  * file with its SHA-256 and, when asked, its Gear chunks as one chunker in
  * line cuts them; a file longer than its size hint comes back incomplete
- * and still open; an unreadable descriptor is a read error of the job,
- * not a failure.  A wait that is never woken would hang: an alarm fails
- * the test instead.
+ * and still open, in blocking mode; a descriptor opened with O_NONBLOCK
+ * whose read says EAGAIN (a pipe whose writer pauses) is read whole; an
+ * unreadable descriptor is a read error of the job, not a failure.  A wait that
+ * is never woken would hang: an alarm fails the test instead.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +130,23 @@ run(struct prefetch *p, int order, unsigned char *data)
 	return bad;
 }
 
+/* Write the pipe's data in two halves, 50 ms apart, then close it. */
+static void *
+slow_writer(void *arg)
+{
+	int *fds = arg;
+	unsigned char b[4000];
+	struct timespec pause = { 0, 50 * 1000 * 1000 };
+	int ok_w;
+
+	fill(b, sizeof(b), 7);
+	ok_w = write(fds[1], b, 2000) == 2000;
+	nanosleep(&pause, NULL);
+	ok_w = ok_w && write(fds[1], b + 2000, 2000) == 2000;
+	close(fds[1]);
+	return ok_w ? arg : NULL;
+}
+
 static void
 on_alarm(int sig)
 {
@@ -147,6 +168,9 @@ main(void)
 
 	if (data == NULL || mkdtemp(dir) == NULL)
 		return 1;
+	/* A failed pipe job must fail a check, not kill the writer. */
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGALRM, on_alarm);
 	alarm(60);
 	for (int i = 0; i < NFILES && ok_files; i++) {
@@ -187,9 +211,40 @@ main(void)
 	ok(!grown.complete && grown.len == grown.size_hint + 1 && grown.fd >= 0,
 	    "it is incomplete (%zu bytes of %zu) and still open", grown.len,
 	    len_of(5));
+	ok(grown.fd >= 0 && (fcntl(grown.fd, F_GETFL) & O_NONBLOCK) == 0,
+	    "in blocking mode, for the caller to read on");
 	if (grown.fd >= 0)
 		close(grown.fd);
 	prefetch_job_release(&grown);
+
+	/* O_NONBLOCK and a read that says EAGAIN: read on, blocking. */
+	{
+		int fds[2] = { -1, -1 };
+		pthread_t t;
+		bool started = false;
+		void *res = NULL;
+		struct prefetch_job piped;
+
+		memset(&piped, 0, sizeof(piped));
+		started = pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0
+		    && pthread_create(&t, NULL, slow_writer, fds) == 0;
+		ok(started, "a pipe whose writer pauses halfway");
+		piped.fd = fds[0];
+		piped.size_hint = 4000;
+		ok(started && prefetch_submit(p, &piped) == 0
+		        && prefetch_wait(p, &piped) == 0,
+		    "read from it: the job ends");
+		if (started)
+			pthread_join(t, &res);
+		fill(data, 4000, 7);
+		ok(res != NULL && piped.complete && piped.len == 4000
+		        && piped.read_error[0] == '\0'
+		        && memcmp(piped.data, data, 4000) == 0
+		        && piped.fd == -1,
+		    "all of it, across the pause (%zu bytes, '%s')", piped.len,
+		    piped.read_error);
+		prefetch_job_release(&piped);
+	}
 
 	/* A descriptor that cannot be read: the job says why. */
 	memset(&broken, 0, sizeof(broken));
