@@ -4,8 +4,6 @@
  */
 #include "prefetch.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +12,7 @@
 
 #include "chunker.h"
 #include "err.h"
+#include "fileio.h"
 
 enum { JOB_QUEUED, JOB_DONE };
 
@@ -69,59 +68,11 @@ cut_chunks(struct prefetch_job *job)
 	return 0;
 }
 
-/* Clear O_NONBLOCK: the caller opened the file with it, so as not to hang
- * on a FIFO put in a regular file's place before its fstat(). */
-static int
-set_blocking(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0
-	    || ((fl & O_NONBLOCK)
-	        && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)) {
-		err_setp("fcntl");
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Read up to ${n} bytes, fewer only at end of file.  A regular file reads
- * the same with O_NONBLOCK on Linux, so it is cleared only if a read says
- * EAGAIN (a file system that honours it): two system calls fewer per file
- * than clearing it first, 160,000 for the linux tree.
- */
-static ssize_t
-read_upto(int fd, unsigned char *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = read(fd, p + got, n - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (set_blocking(fd))
-				return -1;
-			continue;
-		}
-		if (r < 0) {
-			err_setp("read");
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
 static int
 run_job(struct prefetch_job *job)
 {
 	size_t want = job->size_hint + 1;
-	ssize_t r = read_upto(job->fd, job->data, want);
+	ssize_t r = fileio_read_full(job->fd, job->data, want);
 
 	if (r < 0) {
 		/* Reported by the caller, as a warning about this file. */
@@ -137,11 +88,6 @@ run_job(struct prefetch_job *job)
 	if (job->complete) {
 		close(job->fd);
 		job->fd = -1;
-	} else {
-		/* The caller reads the rest in line, with plain reads; if this
-		 * fails, so will they, with a warning about the file. */
-		(void)set_blocking(job->fd);
-		err_clear();
 	}
 	if (hash_buffer(HASH_SHA256, job->data, job->len, job->sum))
 		return -1;

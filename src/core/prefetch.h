@@ -28,10 +28,9 @@ struct prefetch_chunk {
 
 struct prefetch_job {
 	/* Set by the caller before prefetch_submit(). */
-	/* An open regular file, read from its current offset (O_NONBLOCK
-	 * is cleared if a read says EAGAIN).  Closed (and set to -1) once
-	 * read to the end or on a read error; else left open for the
-	 * caller, with O_NONBLOCK cleared. */
+	/* An open regular file, read from its current offset with
+	 * fileio_read_full().  Closed (and set to -1) once read to the end
+	 * or on a read error; else left open for the caller. */
 	int fd;
 	size_t size_hint; /* the file's size when it was opened */
 	bool chunk; /* also cut the data into Gear chunks */

@@ -1740,6 +1740,10 @@ dump(struct backup *b, const struct walk_item *it)
 			b->res->stats.files++;
 			return emit(b, path, e, NULL);
 		}
+		/* O_NONBLOCK: a FIFO put in the file's place must not hang
+		 * the open (fstat() below catches it).  Reads go through
+		 * fileio_read_full(), which makes the descriptor blocking if
+		 * it ever says EAGAIN; a regular file never does. */
 		fd = openat(parent, name,
 		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOATIME | O_CLOEXEC);
 		if (fd < 0 && errno == EPERM)
@@ -1760,7 +1764,6 @@ dump(struct backup *b, const struct walk_item *it)
 		b->res->stats.files++;
 		if (b->pf && e == NULL && sb.st_size < (off_t)BLOCK_SIZE)
 			return defer_file(b, path, fd, &sb);
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 		/* Read in line: what waits goes first. */
 		if (pq_drain(b) || common_fields(b, path, &sb) ||
 		    stanza_set_str(&b->st, "type", "f") ||

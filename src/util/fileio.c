@@ -41,6 +41,20 @@ fileio_write_full(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* Clear O_NONBLOCK on ${fd}.  0, or -1 (error recorded). */
+static int
+set_blocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 ||
+	    ((fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)) {
+		err_setp("fcntl");
+		return -1;
+	}
+	return 0;
+}
+
 ssize_t
 fileio_read_full(int fd, void *p, size_t n)
 {
@@ -52,6 +66,16 @@ fileio_read_full(int fd, void *p, size_t n)
 
 		if (r < 0 && errno == EINTR)
 			continue;
+		/* Whoever asks for every byte waits for them: a descriptor
+		 * opened with O_NONBLOCK (files are, in case a FIFO took a
+		 * regular file's place) becomes blocking if it says EAGAIN.
+		 * A regular file never does on Linux, so clearing the flag up
+		 * front would be two system calls per file for nothing. */
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (set_blocking(fd))
+				return -1;
+			continue;
+		}
 		if (r < 0) {
 			err_setp("read");
 			return -1;

@@ -20,7 +20,8 @@ struct buf;
 
 /* Write all ${n} bytes.  0, or -1 (error recorded; a 0-byte write is ENOSPC). */
 int fileio_write_full(int fd, const void *p, size_t n);
-/* Read up to ${n} bytes, stopping early only at EOF.  Count, or -1. */
+/* Read up to ${n} bytes, stopping early only at EOF: a descriptor with
+ * O_NONBLOCK that says EAGAIN is made blocking.  Count, or -1. */
 ssize_t fileio_read_full(int fd, void *p, size_t n);
 /* pread version of fileio_read_full. */
 ssize_t fileio_pread_full(int fd, void *p, size_t n, off_t off);
