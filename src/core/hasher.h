@@ -1,21 +1,23 @@
 /*
- * hasher: a helper thread that hashes, and cuts into chunks, one block of
- * a file while the caller works on the block before it.
+ * hasher: helper threads that hash, and cut into chunks, the blocks of a
+ * file while the caller reads the next block and stores the one before.
  *
  * A file too large for read-ahead (prefetch.h) is read in line by the
  * backup's main thread, one block at a time.  Each block is hashed into
  * the file's running SHA-256 and on its own (the block's object
  * checksum), and, when it is new, cut into Gear chunks, each hashed too.
  * None of that needs anything but the bytes, so the main thread hands
- * block k + 1 to the helper and processes block k meanwhile.  One job at
- * a time, shared by two threads (the hashes of the block, and its
- * chunks); the caller waits for it before the next.
+ * every block to the helper as soon as it is read, and stores a block
+ * once its job is done.  Up to HASHER_DEPTH jobs wait in order, so the
+ * helper goes on to block k + 1 while the caller stores block k: two
+ * threads, one for the hashes of each block, one for its chunks.
  *
  * Chunk boundaries depend on every byte since the file's start (or since
  * the caller last restarted its chunker): the helper keeps its own Gear
- * chunker across the jobs of a file and records the state it cut each
- * block from.  The caller uses the cuts only if its own chunker is in
- * that state when it reaches the block, and chunks in line otherwise.
+ * chunker, and the hash of the chunk in progress, from one job of a file
+ * to the next, and records the state it cut each block from.  The
+ * caller uses the cuts only if its own chunker is in that state when it
+ * reaches the block, and chunks in line otherwise.
  */
 #ifndef CUMULUS_HASHER_H
 #define CUMULUS_HASHER_H
@@ -48,10 +50,13 @@ struct hasher_cuts {
 	struct hasher_chunk *chunk; /* n of them; room for cap */
 	size_t cap; /* at least block / CHUNKER_GEAR_MIN + 1 */
 	/* Digest of the bytes after the last cut (with those before the
-	 * block if none), computed for a short block: the file's last. */
+	 * block if none), computed for the file's last block (job.last). */
 	bool tail_valid;
 	unsigned char tail_digest[32];
 };
+
+/* Jobs started and not yet waited for, at most. */
+#define HASHER_DEPTH 2
 
 /* A block to hash. */
 struct hasher_job {
@@ -59,31 +64,35 @@ struct hasher_job {
 	size_t n;
 	struct hash *running; /* updated with the block, or NULL */
 	char *sum; /* gets its SHA-256, "sha256=<hex>" */
-	/* Cut it into Gear chunks too, if not NULL. */
+	/* Cut it into Gear chunks too, if not NULL: from a fresh chunker if
+	 * first (the file's first block), else continuing the job started
+	 * just before, which must have cut too (otherwise this one cuts
+	 * nothing).  last: the file ends with this block, so the chunk in
+	 * progress at its end is the file's last (tail_digest). */
 	struct hasher_cuts *cuts;
-	/* The file's block before it (readable until hasher_wait()); and
-	 * whether that is the file's first block, which the helper then
-	 * scans from a fresh chunker.  Otherwise the helper starts where its
-	 * last job for the file ended. */
-	const unsigned char *prev;
-	size_t prev_n;
-	bool prev_first;
+	bool first;
+	bool last;
 };
 
 /* Start the helper threads.  0 or -1 (error recorded). */
 int hasher_create(struct hasher **out);
 
-/* Stop the threads (after the job in progress, if any).  NULL-safe. */
+/* Stop the threads (after the jobs started, if any).  NULL-safe. */
 void hasher_destroy(struct hasher *h);
 
 /*
- * Start ${job}: the buffers it points to belong to the helper until
- * hasher_wait() (the previous block only for reading).  0, or -1 if the
- * last job was not waited for (error recorded).
+ * Queue ${job}: the buffers it points to belong to the helper until it
+ * is waited for.  Jobs are done in the order started.  0, or -1 if
+ * HASHER_DEPTH jobs wait already (error recorded).
  */
 int hasher_start(struct hasher *h, const struct hasher_job *job);
 
-/* Wait for the job started last.  0, or -1 (error recorded). */
+/* Wait for the oldest job not waited for (at once if none).  0, or -1
+ * (error recorded) if that job failed. */
 int hasher_wait(struct hasher *h);
+
+/* Wait for every job started, dropping their errors: the error recorded
+ * before, if any, stays.  NULL-safe. */
+void hasher_drain(struct hasher *h);
 
 #endif

@@ -1219,9 +1219,6 @@ sub_end(struct backup *b)
 	return sub_flush_literal(b) || sub_put_pending(b) ? -1 : 0;
 }
 
-/* Read the file and fill size, checksum and data.  Read errors are
- * warnings: what was read is kept and the entry marked volatile.  ${pre}:
- * the whole file read and hashed ahead (then ${fd} is not read), or NULL. */
 /* The helper that hashes a file's next block, the buffer that block is
  * read into and room for its chunks: started on the first file read in
  * line.  0 or -1. */
@@ -1250,14 +1247,14 @@ get_hasher(struct backup *b)
 
 /*
  * Hand block ${p} (${n} bytes) to the helper: it hashes the block into
- * ${running} and ${sum} and, if we chunk with Gear, cuts it into ${cuts}
- * continuing from the full block ${prev} before it; ${total}: bytes read
- * up to the end of ${prev}.  0 or -1.
+ * ${running} and ${sum} and, if we chunk with Gear, cuts it into ${cuts},
+ * from a fresh chunker if ${first}, else continuing the block before;
+ * ${last}: the file ends with it.  0 or -1.
  */
 static int
 start_hasher(struct backup *b, const unsigned char *p, size_t n,
-    struct hash *running, char *sum, struct hasher_cuts *cuts,
-    const unsigned char *prev, uint64_t total)
+    struct hash *running, char *sum, struct hasher_cuts *cuts, bool first,
+    bool last)
 {
 	struct hasher_job job;
 
@@ -1274,13 +1271,25 @@ start_hasher(struct backup *b, const unsigned char *p, size_t n,
 	if (b->sub->kind == CHUNKER_GEAR && !b->sub->plain &&
 	    b->sub->nchunks == 0) {
 		job.cuts = cuts;
-		job.prev = prev;
-		job.prev_n = BLOCK_SIZE;
-		job.prev_first = total == BLOCK_SIZE;
+		job.first = first;
+		job.last = last;
 	}
+	cuts->valid = false;
 	return hasher_start(b->hasher, &job);
 }
 
+/*
+ * Read the file and fill size, checksum and data.  Read errors are
+ * warnings: what was read is kept and the entry marked volatile.  ${pre}:
+ * the whole file read and hashed ahead (then ${fd} is not read), or NULL.
+ *
+ * With read-ahead workers (several threads), a file whose first block is
+ * full goes through the helper (get_hasher): each block is handed to it
+ * as soon as read, one block ahead of the block being stored, so the
+ * helper hashes and cuts block k + 1 while this thread stores block k
+ * and reads block k + 2.  Both buffers are the helper's until waited
+ * for.  Otherwise each block is hashed here.
+ */
 static int
 read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
     struct statcache_entry *e, const char **status,
@@ -1291,13 +1300,13 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	uint64_t total = 0;
 	size_t single = 0; /* bytes of a file read in one short block */
 	const unsigned char *single_p = NULL;
-	/* Blocks read one ahead (see get_hasher): the current one is
-	 * bufs[cur]; have_next says it was read (next_len bytes, or the
-	 * read failed with next_error) and hashed with the block before. */
+	/* The block being stored is bufs[cur], len[cur] bytes (-1: its read
+	 * failed with error[cur]); queued[cur]: handed to the helper, which
+	 * puts its checksum in sums[cur] and its chunks in b->cuts[cur]. */
 	unsigned char *bufs[2] = { b->block, NULL };
-	char sums[2][HASH_STR_MAX], next_error[256] = "";
-	ssize_t next_len = 0;
-	bool have_next = false;
+	char sums[2][HASH_STR_MAX], error[2][256];
+	ssize_t len[2] = { 0, 0 };
+	bool queued[2] = { false, false }, helper = false;
 	int cur = 0, rc;
 
 	buf_reset(&b->data);
@@ -1306,77 +1315,81 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	if (sub_begin(b, e, sb->st_size < SUB_MIN_FILE, status) ||
 	    hash_init(&h, HASH_SHA256))
 		return -1;
+	if (pre) {
+		len[0] = pre->read_error[0] ? -1 : (ssize_t)pre->len;
+		snprintf(error[0], sizeof(error[0]), "%s", pre->read_error);
+	} else if ((len[0] = fileio_read_full(fd, bufs[0], BLOCK_SIZE)) < 0) {
+		snprintf(error[0], sizeof(error[0]), "%s", err_msg());
+	} else if ((size_t)len[0] == BLOCK_SIZE && b->pf) {
+		if (get_hasher(b))
+			goto fail;
+		bufs[1] = b->block2;
+		helper = true;
+		if (start_hasher(b, bufs[0], BLOCK_SIZE, &h, sums[0],
+			&b->cuts[0], true, false))
+			goto fail;
+		queued[0] = true;
+	}
 	for (;;) {
-		const unsigned char *p = bufs[cur];
-		ssize_t r, next = 0;
-		bool read_ahead, ahead;
+		const unsigned char *p = pre ? pre->data : bufs[cur];
+		ssize_t r = len[cur];
+		bool known = queued[cur];
+		int nxt = cur ^ 1;
 
-		if (pre && pre->read_error[0]) {
-			r = -1;
-		} else if (pre) {
-			p = pre->data;
-			r = (ssize_t)pre->len;
-		} else if (have_next) {
-			r = next_len; /* read, and hashed, with the block before */
-		} else {
-			r = fileio_read_full(fd, bufs[cur], BLOCK_SIZE);
-		}
 		if (r < 0) {
 			warnf(b, "error reading '%s': %s; its backup may be "
 				 "incomplete",
-			    shown(b, path),
-			    pre ? pre->read_error
-				: have_next ? next_error : err_msg());
+			    shown(b, path), error[cur]);
 			if (stanza_set_str(&b->st, "volatile", "1"))
 				goto fail;
 			break;
 		}
 		if (r == 0)
 			break;
-		/* A file that fits in its first read is one block: the block's
-		 * checksum, if sub_block() computes one, is the file's. */
-		if (total == 0 && (size_t)r < BLOCK_SIZE) {
+		/* The next block, into the other buffer (stored, and waited
+		 * for, last time round), to the helper before this one is
+		 * waited for: it need not stop between the two. */
+		if (helper && (size_t)r == BLOCK_SIZE) {
+			len[nxt] = fileio_read_full(fd, bufs[nxt], BLOCK_SIZE);
+			if (len[nxt] < 0) {
+				snprintf(error[nxt], sizeof(error[nxt]), "%s",
+				    err_msg());
+			} else if (len[nxt] > 0) {
+				if (start_hasher(b, bufs[nxt], (size_t)len[nxt],
+					&h, sums[nxt], &b->cuts[nxt], false,
+					(size_t)len[nxt] < BLOCK_SIZE))
+					goto fail;
+				queued[nxt] = true;
+			}
+		}
+		if (known) {
+			queued[cur] = false;
+			if (hasher_wait(b->hasher))
+				goto fail;
+		} else if (total == 0 && (size_t)r < BLOCK_SIZE) {
+			/* A file that fits in its first read is one block: the
+			 * block's checksum, if sub_block() computes one, is
+			 * the file's. */
 			single = (size_t)r;
 			single_p = p;
-		} else if (!have_next) {
+		} else {
 			hash_update(&h, p, (size_t)r);
 		}
 		total += (uint64_t)r;
 		b->res->stats.bytes_read += (uint64_t)r;
-		/* A full block may have another after it: read it now and let
-		 * the helper hash it (into h, after this one) meanwhile. */
-		read_ahead = ahead = false;
-		if (!pre && (size_t)r == BLOCK_SIZE && b->pf) {
-			if (get_hasher(b))
-				goto fail;
-			bufs[1] = b->block2;
-			b->cuts[cur ^ 1].valid = false;
-			next = fileio_read_full(fd, bufs[cur ^ 1], BLOCK_SIZE);
-			if (next < 0)
-				snprintf(next_error, sizeof(next_error), "%s",
-				    err_msg());
-			else if (next > 0 && start_hasher(b, bufs[cur ^ 1],
-						 (size_t)next, &h, sums[cur ^ 1],
-						 &b->cuts[cur ^ 1], p, total))
-				goto fail;
-			read_ahead = true;
-			ahead = next > 0;
-		}
-		rc = sub_block(b, p, (size_t)r, pre,
-		    have_next ? sums[cur] : NULL,
-		    have_next ? &b->cuts[cur] : NULL);
-		/* The helper holds h and the other buffer until it is done. */
-		if (ahead && hasher_wait(b->hasher))
-			rc = -1;
+		rc = sub_block(b, p, (size_t)r, pre, known ? sums[cur] : NULL,
+		    known ? &b->cuts[cur] : NULL);
 		if (rc)
 			goto fail;
 		progress(b, false);
 		if ((size_t)r < BLOCK_SIZE || pre)
 			break;
-		have_next = read_ahead;
-		if (read_ahead) {
-			next_len = next;
-			cur ^= 1;
+		if (helper) {
+			cur = nxt;
+		} else if ((len[cur] = fileio_read_full(
+				fd, bufs[cur], BLOCK_SIZE)) < 0) {
+			snprintf(error[cur], sizeof(error[cur]), "%s",
+			    err_msg());
 		}
 	}
 	if (sub_end(b))
@@ -1403,6 +1416,9 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	    ? -1
 	    : 0;
 fail:
+	/* The helper may hold h and the buffers. */
+	if (helper)
+		hasher_drain(b->hasher);
 	hash_abort(&h);
 	return -1;
 }

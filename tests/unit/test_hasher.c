@@ -1,15 +1,17 @@
 /*
- * test_hasher: the helper that hashes a file's next block (hasher.h)
- * gives the same block checksums and the same running file checksum as
- * hashing in line, in order, block after block; it cuts the blocks into
- * the Gear chunks, with their digests, that one chunker over the whole
- * stream makes, and refuses to cut once its chain is broken; a second job
- * before the first is waited for is refused.
+ * test_hasher: the helper that hashes a file's blocks (hasher.h), fed
+ * HASHER_DEPTH jobs ahead, gives the same block checksums and the same
+ * running file checksum as hashing in line, in order, block after block;
+ * it cuts the blocks into the Gear chunks, with their digests, that one
+ * chunker over the whole stream makes, and refuses to cut once its chain
+ * is broken; a job beyond HASHER_DEPTH is refused; draining, and
+ * destroying with jobs queued, wait for them.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chunker.h"
 #include "err.h"
@@ -82,6 +84,8 @@ main(void)
 	struct hash inline_h, helper_h;
 	int bad = 0;
 
+	/* A lost wake-up fails the test instead of hanging it. */
+	alarm(120);
 	if (data == NULL || hash_library_init())
 		return 1;
 	uint64_t x = 0x9e3779b97f4a7c15u;
@@ -109,21 +113,23 @@ main(void)
 	}
 	hash_final(&inline_h, want_file);
 
-	/* Helper: the first block in line, the others handed over. */
+	/* Helper: every block handed over, the next before the last is
+	 * waited for. */
 	hash_init(&helper_h, HASH_SHA256);
-	hash_update(&helper_h, data, BLOCK);
-	hash_buffer(HASH_SHA256, data, BLOCK, got[0]);
-	for (int k = 1; k < NBLOCKS; k++) {
-		size_t n = k == NBLOCKS - 1 ? BLOCK / 3 : BLOCK;
+	for (int k = 0; k <= NBLOCKS; k++) {
+		if (k < NBLOCKS) {
+			size_t n = k == NBLOCKS - 1 ? BLOCK / 3 : BLOCK;
+			struct hasher_job j = job_of(
+			    data + (size_t)k * BLOCK, n, &helper_h, got[k]);
 
-		struct hasher_job j
-		    = job_of(data + (size_t)k * BLOCK, n, &helper_h, got[k]);
-
-		if (hasher_start(hs, &j) != 0 || hasher_wait(hs) != 0)
+			if (hasher_start(hs, &j) != 0)
+				bad++;
+		}
+		if (k > 0 && hasher_wait(hs) != 0)
 			bad++;
 	}
 	hash_final(&helper_h, got_file);
-	ok(bad == 0, "%d jobs done", NBLOCKS - 1);
+	ok(bad == 0, "%d jobs done, two at a time", NBLOCKS);
 	bad = 0;
 	for (int k = 0; k < NBLOCKS; k++)
 		if (strcmp(want[k], got[k]) != 0)
@@ -131,10 +137,12 @@ main(void)
 	ok(bad == 0, "every block's checksum as in line");
 	is_str(got_file, want_file, "the file's checksum as in line");
 
-	/* Cutting: blocks 1.. handed over, each continuing from the last. */
+	/* Cutting: every block handed over, each continuing from the one
+	 * before, two at a time. */
 	{
 		static struct ref_chunk want_ch[NBLOCKS * BLOCK / 2048 + 2];
-		static struct hasher_chunk room[MAXCH];
+		static struct hasher_chunk room[2][MAXCH];
+		struct hasher_cuts cuts[2];
 		struct chunker at_block[NBLOCKS];
 		size_t len = (size_t)(NBLOCKS - 1) * BLOCK + BLOCK / 3;
 		size_t nwant = cut_in_line(data, len, want_ch, at_block);
@@ -142,50 +150,56 @@ main(void)
 		int jobs_bad = 0, state_bad = 0, chunks_bad = 0, tail_ok = 0;
 		size_t maxlen = 0;
 
-		while (next < nwant && want_ch[next].end <= BLOCK)
-			next++;
-		for (int k = 1; k < NBLOCKS; k++) {
-			size_t n = k == NBLOCKS - 1 ? BLOCK / 3 : BLOCK;
-			struct hasher_cuts c;
-			struct hasher_job j
-			    = job_of(data + (size_t)k * BLOCK, n, NULL, got[k]);
+		for (int k = 0; k <= NBLOCKS; k++) {
+			struct hasher_cuts *c = &cuts[(k - 1) & 1];
 
-			memset(&c, 0, sizeof(c));
-			c.chunk = room;
-			c.cap = MAXCH;
-			j.cuts = &c;
-			j.prev = data + (size_t)(k - 1) * BLOCK;
-			j.prev_n = BLOCK;
-			j.prev_first = k == 1;
-			if (hasher_start(hs, &j) || hasher_wait(hs)
-			    || !c.valid) {
+			if (k < NBLOCKS) {
+				size_t n = k == NBLOCKS - 1 ? BLOCK / 3 : BLOCK;
+				struct hasher_job j = job_of(
+				    data + (size_t)k * BLOCK, n, NULL, got[k]);
+				struct hasher_cuts *ck = &cuts[k & 1];
+
+				memset(ck, 0, sizeof(*ck));
+				ck->chunk = room[k & 1];
+				ck->cap = MAXCH;
+				j.cuts = ck;
+				j.first = k == 0;
+				j.last = k == NBLOCKS - 1;
+				if (hasher_start(hs, &j))
+					jobs_bad++;
+			}
+			if (k == 0)
+				continue;
+			/* Block k - 1's cuts. */
+			if (hasher_wait(hs) || !c->valid) {
 				jobs_bad++;
 				continue;
 			}
-			if (c.start.len != at_block[k].len
-			    || c.start.h != at_block[k].h)
+			if (c->start.len != at_block[k - 1].len
+			    || c->start.h != at_block[k - 1].h)
 				state_bad++;
-			for (size_t i = 0; i < c.n; i++, next++) {
-				size_t end = (size_t)k * BLOCK + c.chunk[i].end;
+			for (size_t i = 0; i < c->n; i++, next++) {
+				size_t end
+				    = (size_t)(k - 1) * BLOCK + c->chunk[i].end;
 				size_t from = next ? want_ch[next - 1].end : 0;
 
 				if (next >= nwant || want_ch[next].end != end
 				    || memcmp(want_ch[next].digest,
-				           c.chunk[i].digest, 32)
+				           c->chunk[i].digest, 32)
 				        != 0)
 					chunks_bad++;
 				if (end - from > maxlen)
 					maxlen = end - from;
 			}
-			if (k == NBLOCKS - 1)
-				tail_ok = c.tail_valid && next == nwant - 1
-				    && memcmp(c.tail_digest,
+			if (k == NBLOCKS)
+				tail_ok = c->tail_valid && next == nwant - 1
+				    && memcmp(c->tail_digest,
 				           want_ch[next].digest, 32)
 				        == 0;
-			else if (c.tail_valid)
+			else if (c->tail_valid)
 				tail_ok = -1;
 		}
-		ok(jobs_bad == 0, "%d blocks cut", NBLOCKS - 1);
+		ok(jobs_bad == 0, "%d blocks cut", NBLOCKS);
 		ok(state_bad == 0,
 		    "each cut from the chunker's state at its block");
 		ok(chunks_bad == 0 && nwant > 200,
@@ -196,45 +210,62 @@ main(void)
 		    "the short last block's tail digest is the last chunk's");
 	}
 
-	/* A job that does not cut breaks the chain: the next one, not the
-	 * file's second block, cuts nothing. */
+	/* A job that does not cut breaks the chain: the next one, not a
+	 * file's first block, cuts nothing. */
 	{
 		static struct hasher_chunk room[MAXCH];
 		struct hasher_cuts c;
-		struct hasher_job j = job_of(data + BLOCK, BLOCK, NULL, got[1]);
+		struct hasher_job j = job_of(data, BLOCK, NULL, got[0]);
 
-		ok(hasher_start(hs, &j) == 0 && hasher_wait(hs) == 0,
-		    "a job without cuts");
 		memset(&c, 0, sizeof(c));
 		c.chunk = room;
 		c.cap = MAXCH;
+		j.cuts = &c;
+		j.first = true;
+		ok(hasher_start(hs, &j) == 0 && hasher_wait(hs) == 0 && c.valid,
+		    "a file's first block cut");
+		j = job_of(data + BLOCK, BLOCK, NULL, got[1]);
+		ok(hasher_start(hs, &j) == 0 && hasher_wait(hs) == 0,
+		    "then a job without cuts");
 		c.valid = true;
 		j = job_of(data + 2 * (size_t)BLOCK, BLOCK, NULL, got[2]);
 		j.cuts = &c;
-		j.prev = data + BLOCK;
-		j.prev_n = BLOCK;
 		ok(hasher_start(hs, &j) == 0 && hasher_wait(hs) == 0 && !c.valid
 		        && strcmp(got[2], want[2]) == 0,
 		    "then a block not first cuts nothing, still hashed");
 	}
 
-	/* A job without running hash; a second start is refused. */
+	/* Jobs without running hash; one beyond HASHER_DEPTH is refused. */
 	struct hasher_job j0 = job_of(data, BLOCK, NULL, got[0]);
-	struct hasher_job j1 = job_of(data, BLOCK, NULL, got[1]);
+	struct hasher_job j1 = job_of(data + BLOCK, BLOCK, NULL, got[1]);
 	struct hasher_job j2 = job_of(data, BLOCK, NULL, got[2]);
 
-	ok(hasher_start(hs, &j0) == 0, "a job without running hash");
+	memset(got, 0, sizeof(got));
+	ok(hasher_start(hs, &j0) == 0 && hasher_start(hs, &j1) == 0,
+	    "%d jobs queued", HASHER_DEPTH);
 	err_clear();
-	ok(hasher_start(hs, &j1) == -1 && *err_msg(),
-	    "a second job before the wait refused: %s", err_msg());
+	ok(hasher_start(hs, &j2) == -1 && *err_msg(), "one more refused: %s",
+	    err_msg());
 	ok(hasher_wait(hs) == 0 && strcmp(got[0], want[0]) == 0,
-	    "the first one finishes");
+	    "the first one finishes first");
+	ok(hasher_wait(hs) == 0 && strcmp(got[1], want[1]) == 0,
+	    "then the second");
 	ok(hasher_wait(hs) == 0, "waiting with no job returns at once");
+	got[0][0] = got[1][0] = '\0';
+	ok(hasher_start(hs, &j0) == 0 && hasher_start(hs, &j1) == 0,
+	    "two more queued");
+	err_set("the caller's error");
+	hasher_drain(hs);
+	ok(strcmp(got[0], want[0]) == 0 && strcmp(got[1], want[1]) == 0
+	        && hasher_wait(hs) == 0,
+	    "draining waits for both");
+	is_str(err_msg(), "the caller's error", "... and keeps the error");
 	hasher_destroy(hs);
-	ok(hasher_create(&hs) == 0 && hasher_start(hs, &j2) == 0,
-	    "a helper destroyed with a job queued ...");
+	ok(hasher_create(&hs) == 0 && hasher_start(hs, &j0) == 0
+	        && hasher_start(hs, &j1) == 0,
+	    "a helper destroyed with jobs queued ...");
 	hasher_destroy(hs);
-	ok(1, "... waits for it and stops");
+	ok(1, "... waits for them and stops");
 	hasher_destroy(NULL);
 	free(data);
 	return tap_done();
