@@ -148,8 +148,10 @@ hasher_main(void *arg)
 			continue;
 		}
 		h->next[part]++;
-		if (!s->todo[part])
-			continue; /* nothing to cut in it */
+		/* A job with nothing for this part may have been waited for,
+		 * and its slot given to a later job, before we got here. */
+		if (seq < h->waited || !s->todo[part])
+			continue;
 		pthread_mutex_unlock(&h->lock);
 		/* The job is ours to read, and our part's outputs to write,
 		 * until our part is marked done. */

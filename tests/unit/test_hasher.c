@@ -235,6 +235,44 @@ main(void)
 		    "then a block not first cuts nothing, still hashed");
 	}
 
+	/* A job with nothing to cut, waited for before the cutting thread
+	 * looked at it, its slot then given to a later job: that job is cut
+	 * as itself, once.  Each round: a job without cuts, a file's first
+	 * block, then its last, which continues from the first. */
+	{
+		static struct hasher_chunk room[3][64];
+		struct hasher_cuts c[2];
+		int wrong = 0, rounds = 3000;
+
+		for (int i = 0; i < rounds; i++) {
+			struct hasher_job a = job_of(data, 64, NULL, got[0]);
+			struct hasher_job b1
+			    = job_of(data + 4096, 16384, NULL, got[1]);
+			struct hasher_job b2
+			    = job_of(data + 20480, 16384, NULL, got[2]);
+
+			memset(c, 0, sizeof(c));
+			for (int k = 0; k < 2; k++) {
+				c[k].chunk = room[k];
+				c[k].cap = 64;
+			}
+			b1.cuts = &c[0];
+			b1.first = true;
+			b2.cuts = &c[1];
+			b2.last = true;
+			if (hasher_start(hs, &a) || hasher_start(hs, &b1)
+			    || hasher_wait(hs) || hasher_start(hs, &b2)
+			    || hasher_wait(hs) || hasher_wait(hs) || !c[0].valid
+			    || !c[1].valid || c[1].start.len != c[0].end.len
+			    || c[1].start.h != c[0].end.h)
+				wrong++;
+		}
+		ok(wrong == 0,
+		    "%d rounds: a job with nothing to cut skipped "
+		    "(%d wrong)",
+		    rounds, wrong);
+	}
+
 	/* Jobs without running hash; one beyond HASHER_DEPTH is refused. */
 	struct hasher_job j0 = job_of(data, BLOCK, NULL, got[0]);
 	struct hasher_job j1 = job_of(data + BLOCK, BLOCK, NULL, got[1]);
