@@ -67,7 +67,9 @@ else
 	say "building (make -j2)"
 	(cd "$ROOT" && make -j2 >"$LOGS/build.log" 2>&1) || die "make failed, see $LOGS/build.log"
 	# Private copy: others may rebuild the tree while we run.
-	cp "$ROOT/cumulus" "$BIN/cumulus.new" && mv "$BIN/cumulus.new" "$BIN/cumulus"
+	# build/cumulus, not the top-level copy: "make BUILD=build-san" (any
+	# other build directory) leaves its binary there, newer than build/.
+	cp "$ROOT/build/cumulus" "$BIN/cumulus.new" && mv "$BIN/cumulus.new" "$BIN/cumulus"
 fi
 ln -sf cumulus "$BIN/cumulus-util"
 COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
