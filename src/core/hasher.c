@@ -32,7 +32,7 @@ enum { PART_HASH, PART_CUT, PARTS };
 
 struct slot {
 	struct hasher_job job;
-	bool todo[PARTS]; /* the part is not done yet */
+	bool pending[PARTS]; /* the part is not done yet */
 	int rc[PARTS];
 	char msg[PARTS][256]; /* a part's error, passed to the caller */
 };
@@ -150,7 +150,7 @@ hasher_main(void *arg)
 		h->next[part]++;
 		/* A job with nothing for this part may have been waited for,
 		 * and its slot given to a later job, before we got here. */
-		if (seq < h->waited || !s->todo[part])
+		if (seq < h->waited || !s->pending[part])
 			continue;
 		pthread_mutex_unlock(&h->lock);
 		/* The job is ours to read, and our part's outputs to write,
@@ -161,9 +161,9 @@ hasher_main(void *arg)
 		err_clear();
 		pthread_mutex_lock(&h->lock);
 		s->rc[part] = rc;
-		s->todo[part] = false;
-		if (h->waiting && h->waited == seq && !s->todo[PART_HASH]
-		    && !s->todo[PART_CUT])
+		s->pending[part] = false;
+		if (h->waiting && h->waited == seq && !s->pending[PART_HASH]
+		    && !s->pending[PART_CUT])
 			pthread_cond_signal(&h->done);
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -253,8 +253,8 @@ hasher_start(struct hasher *h, const struct hasher_job *job)
 	}
 	s = &h->slot[h->started % HASHER_DEPTH];
 	s->job = *job;
-	s->todo[PART_HASH] = true;
-	s->todo[PART_CUT] = job->cuts != NULL;
+	s->pending[PART_HASH] = true;
+	s->pending[PART_CUT] = job->cuts != NULL;
 	s->rc[PART_HASH] = s->rc[PART_CUT] = 0;
 	h->started++;
 	if (h->idle > 0)
@@ -278,7 +278,7 @@ wait_oldest(struct hasher *h, struct slot **out)
 	}
 	s = &h->slot[h->waited % HASHER_DEPTH];
 	h->waiting = true;
-	while (s->todo[PART_HASH] || s->todo[PART_CUT])
+	while (s->pending[PART_HASH] || s->pending[PART_CUT])
 		pthread_cond_wait(&h->done, &h->lock);
 	h->waiting = false;
 	h->waited++;
