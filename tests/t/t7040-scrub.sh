@@ -40,7 +40,12 @@ test_ok "without a database: the first N% by name" \
 segs=$(ls "$T/store" | grep '\.tar' | sort)
 s1=$(echo "$segs" | sed -n 1p) s2=$(echo "$segs" | sed -n 2p) s3=$(echo "$segs" | sed -n 3p)
 size=$(stat -c %s "$T/store/$s1")
-printf '\x5a' | dd of="$T/store/$s1" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+# Invert the byte, so it changes whatever it was (writing a fixed value left
+# the segment intact one time in 256).
+byte=$(od -An -tu1 -j $((size / 2)) -N1 "$T/store/$s1" | tr -d ' ')
+printf "\\$(printf '%03o' $((255 - byte)))" |
+	dd of="$T/store/$s1" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+test_ok "the byte changed" test "$(od -An -tu1 -j $((size / 2)) -N1 "$T/store/$s1" | tr -d ' ')" -eq $((255 - byte))
 test_exit "a flipped byte: exit 1" 1 scrub 100%
 grep -q "${s1%%.*}.*sha1 .*sha1sums says" "$T/.stderr"
 test_eq "... named with the checksum mismatch" $? 0
