@@ -49,7 +49,7 @@ test_ok "the byte changed" test "$(od -An -tu1 -j $((size / 2)) -N1 "$T/store/$s
 test_exit "a flipped byte: exit 1" 1 scrub 100%
 grep -q "${s1%%.*}.*sha1 .*sha1sums says" "$T/.stderr"
 test_eq "... named with the checksum mismatch" $? 0
-truncate -s $((size / 2)) "$T/store/$s2"
+truncate -s $(($(stat -c %s "$T/store/$s2") / 2)) "$T/store/$s2"
 rm "$T/store/$s3"
 test_exit "truncated and missing segments: exit 1" 1 scrub 100%
 grep -q "${s2%%.*}" "$T/.stderr" && grep -q "${s3%%.*}.*missing" "$T/.stderr"
