@@ -60,8 +60,10 @@ test_ok "the verbose listing is in walk order either way" \
 	cmp "$T/list1" "$T/list3"
 meta_of "$T/s1" >"$T/meta1"
 meta_of "$T/s3" >"$T/meta3"
+# "volatile: 1" depends on how long after the files' ctime each backup
+# started (backup.c: within 30 s), not on the threads: left out.
 test_ok "the metadata log is the same with and without read-ahead" \
-	cmp "$T/meta1" "$T/meta3"
+	cmp <(grep -v '^volatile:' "$T/meta1") <(grep -v '^volatile:' "$T/meta3")
 test_eq "it lists every file" "$(grep -c '^type: f' "$T/meta3")" 171
 # What the database learnt: each data object's checksum, size and signatures,
 # and each chunk's digest, length and offset in its object.  The helper
@@ -141,7 +143,7 @@ if cc -shared -fPIC -O1 -o "$shim" "$CUMULUS_TOP/tests/lib/faultinj.c" \
 	meta_of "$T/e1" >"$T/emeta1"
 	meta_of "$T/e2" >"$T/emeta2"
 	test_ok "... and the same metadata as without the helper" \
-		cmp "$T/emeta1" "$T/emeta2"
+		cmp <(grep -v '^volatile:' "$T/emeta1") <(grep -v '^volatile:' "$T/emeta2")
 	test_ok "... the first MiB kept, marked volatile" \
 		sh -c "grep -A12 '^name: t/bad.bin' '$T/emeta2' | grep -q '^size: 1048576' &&
 			grep -A12 '^name: t/bad.bin' '$T/emeta2' | grep -q '^volatile: 1'"
