@@ -23,17 +23,27 @@
 
 static unsigned char pattern[LEN];
 
-/* Write the pattern in two parts, 50 ms apart, then close. */
+/* Write the first 1000 bytes of the pattern, wait until the reader has
+ * made the pipe blocking (so it must have seen EAGAIN, whatever the
+ * scheduling: a fixed pause let a late reader find all the data and end of
+ * file), then the rest, and close.  ${arg}: the pipe's two descriptors. */
 static void *
 slow_writer(void *arg)
 {
-	int fd = *(int *)arg;
-	struct timespec pause = { 0, 50 * 1000 * 1000 };
-	bool ok_w = fileio_write_full(fd, pattern, 1000) == 0;
+	const int *fds = arg;
+	struct timespec pause = { 0, 1000 * 1000 };
+	bool ok_w = fileio_write_full(fds[1], pattern, 1000) == 0;
 
-	nanosleep(&pause, NULL);
-	ok_w = ok_w && fileio_write_full(fd, pattern + 1000, LEN - 1000) == 0;
-	close(fd);
+	for (int ms = 0; ms < 10000; ms++) {
+		int fl = fcntl(fds[0], F_GETFL);
+
+		if (fl < 0 || (fl & O_NONBLOCK) == 0)
+			break;
+		nanosleep(&pause, NULL);
+	}
+	ok_w = ok_w
+	    && fileio_write_full(fds[1], pattern + 1000, LEN - 1000) == 0;
+	close(fds[1]);
 	return ok_w ? arg : NULL;
 }
 
@@ -73,7 +83,7 @@ main(void)
 
 	/* A pipe with O_NONBLOCK whose writer pauses. */
 	started = pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0
-	    && pthread_create(&t, NULL, slow_writer, &fds[1]) == 0;
+	    && pthread_create(&t, NULL, slow_writer, fds) == 0;
 	ok(started, "a pipe whose writer pauses after 1000 bytes");
 	n = started ? fileio_read_full(fds[0], got, sizeof(got)) : -1;
 	if (started)
