@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zstd.h>
@@ -62,7 +63,7 @@ nice_of(const char *tid)
 /* Threads of this process at nice ${base} + 5, and whether this thread
  * kept ${base}. */
 static int
-count_lowered(int base, bool *self_kept)
+count_lowered_now(int base, bool *self_kept)
 {
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *de;
@@ -85,6 +86,21 @@ count_lowered(int base, bool *self_kept)
 			n++;
 	}
 	closedir(d);
+	return n;
+}
+
+/* count_lowered_now() once it says ${want}, or after a second: a thread
+ * just joined can stay listed in /proc/self/task while it ends. */
+static int
+count_lowered(int base, bool *self_kept, int want)
+{
+	struct timespec pause = { 0, 1000 * 1000 };
+	int n = count_lowered_now(base, self_kept);
+
+	for (int ms = 0; n != want && ms < 1000; ms++) {
+		nanosleep(&pause, NULL);
+		n = count_lowered_now(base, self_kept);
+	}
 	return n;
 }
 
@@ -158,10 +174,10 @@ main(void)
 	    "writer with two workers");
 	if (w == NULL)
 		return tap_done();
-	ok(count_lowered(base, &kept) == 0, "no worker before any data");
+	ok(count_lowered(base, &kept, 0) == 0, "no worker before any data");
 	ok(segment_add(w, "data", data, 3u << 20, uuid, &seq) == 0 && seq == 0,
 	    "3 MiB object added: %s", err_msg());
-	n = count_lowered(base, &kept);
+	n = count_lowered(base, &kept, 2);
 	if (base + 5 > 19)
 		ok(1, "workers at nice + 5 # SKIP this test runs at nice %d",
 		    base);
@@ -174,7 +190,7 @@ main(void)
 	if (base + 5 > 19)
 		ok(1, "no more workers # SKIP this test runs at nice %d", base);
 	else
-		ok(count_lowered(base, &kept) == 2,
+		ok(count_lowered(base, &kept, 2) == 2,
 		    "the metadata log compresses in line: no more workers");
 	ok(segment_writer_finish(w) == 0 && seen.n == 2,
 	    "two segments written (%d)", seen.n);
@@ -191,7 +207,7 @@ main(void)
 	w = NULL;
 	ok(segment_writer_open(st, &cfg, closed, &seen, &w) == 0
 	        && segment_add(w, "data", data, 1u << 20, uuid, &seq) == 0
-	        && count_lowered(base, &kept) == 0 && kept,
+	        && count_lowered(base, &kept, 0) == 0 && kept,
 	    "one thread: compression in line");
 	ok(segment_writer_finish(w) == 0 && seen.n == 1, "its segment written");
 	segment_writer_free(w);
