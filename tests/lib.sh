@@ -20,6 +20,10 @@
 
 # shellcheck shell=bash disable=SC2034  # variables for the test scripts
 
+# Byte order for sort and ls, messages untranslated: the same on every
+# machine, whatever its locale.
+export LC_ALL=C
+
 if [ -z "${CUMULUS_TOP:-}" ]; then
 	CUMULUS_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fi
@@ -139,4 +143,14 @@ compare_manifests() {
 	shift 2
 	diff -u --label "$a" --label "$b" \
 		<(normalize_manifest "$@" "$a") <(normalize_manifest "$@" "$b")
+}
+
+# Waits (up to 10 s) until a backup's lease shows up in the store STORE
+# (default $T/store): a backup started in the background is under way.
+wait_lease() {
+	for _ in $(seq 1 100); do
+		ls "${1:-$T/store}/leases" 2>/dev/null | grep -q '^backup-' && return 0
+		sleep 0.1
+	done
+	return 1
 }

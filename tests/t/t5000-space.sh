@@ -81,7 +81,7 @@ head -c 3000000 /dev/urandom >"$T/src/tree/new1"
 (cd "$T/src" && "$CUMULUS" --dest="$T/store" --localdb="$T/db" \
 	--filter="sleep 2; cat" --filter-extension= --segment-size=1000000 tree \
 	>/dev/null 2>&1; echo $? >"$T/bg.rc") &
-sleep 3
+test_ok "the concurrent backup took its lease" wait_lease
 # The backup's lease makes gc delete nothing and say so (exit 3).
 test_exit "gc while a backup runs" 3 U --store="$T/store" gc
 wait

@@ -18,14 +18,6 @@ restores() { # snapshot, manifest file
 	make_manifest "$T/r/tree" >"$T/r.m"
 	compare_manifests "$2" "$T/r.m" >/dev/null
 }
-# Waits until a backup lease shows up (the background backup started).
-wait_lease() {
-	for _ in $(seq 1 100); do
-		ls "$T/store/leases" 2>/dev/null | grep -q '^backup-' && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 mkdir -p "$T/src/tree"
 head -c 700000 /dev/urandom >"$T/keep.data"
