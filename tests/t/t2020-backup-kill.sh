@@ -150,7 +150,7 @@ for spec in 0.02 0.05 0.1 0.2 0.3 1 slow:0.3 slow:1 slow:2 sig:1.5; do
 	case $spec in sig:*)
 		test_eq "round $round: killed while the signature filter ran" "$last_rc" 137
 		test_ok "... after its segments were written" \
-			test "$(find "$store" -name '*.tar.zst' -newer "$T/m1.tsv" | wc -l)" -gt 0
+			test "$(find "$store" -name '*.tar.zst' -newer "$T/m-killed.tsv" | wc -l)" -gt 0
 	esac
 	check_store "round $round"
 	if [ -n "$committed" ]; then
