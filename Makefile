@@ -54,7 +54,7 @@ cumulus-util cumulus-sync cumulus-store: cumulus
 $(BUILD_LINKS): $(BUILD)/cumulus
 	ln -sf cumulus $@
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/tap.h $(BUILD)/libcumulus.a
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/libcumulus.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libcumulus.a $(LDLIBS)
 

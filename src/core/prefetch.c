@@ -13,6 +13,7 @@
 #include "chunker.h"
 #include "err.h"
 #include "fileio.h"
+#include "threadprio.h"
 
 enum { JOB_QUEUED, JOB_DONE };
 
@@ -99,6 +100,9 @@ worker(void *arg)
 {
 	struct prefetch *p = arg;
 
+	/* Woken by the main thread, a worker waits for it to sleep rather
+	 * than preempt it: 25 % fewer wake-ups (bench/README.md). */
+	(void)threadprio_batch();
 	(void)pthread_setname_np(pthread_self(), "cumulus-read");
 	pthread_mutex_lock(&p->lock);
 	for (;;) {

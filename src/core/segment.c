@@ -10,9 +10,7 @@
  */
 #include "segment.h"
 
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -32,6 +30,7 @@
 #include "run.h"
 #include "store.h"
 #include "tar.h"
+#include "threadprio.h"
 
 #define MAX_GROUPS 64
 #define OUTBUF_SIZE ((size_t)1 << 17)
@@ -184,15 +183,16 @@ seg_write(struct segment_writer *w, struct group *g, const void *p, size_t n,
 }
 
 /*
- * zstd's worker threads, started at a lower priority (nice + 5) than ours.
+ * zstd's worker threads, started at a lower priority (nice + 5) than ours,
+ * as batch threads (threadprio_batch(): woken, they do not preempt ours).
  * The main thread is the backup's critical path and the read-ahead
  * workers feed it; compression has a queue of jobs and can wait.  With
  * equal priorities the scheduler made the main thread queue behind the
  * compression workers for a time slice at a time.  zstd starts its pool
- * on the first call of a context, and threads inherit the nice value of
- * the thread that creates them: so that call is made from a short-lived
- * thread that lowered its own priority.  It has no input; whatever it
- * writes (nothing, in practice) is the start of the segment.
+ * on the first call of a context, and threads inherit the nice value and
+ * policy of the thread that creates them: so that call is made from a
+ * short-lived thread that lowered its own priority.  It has no input;
+ * whatever it writes (nothing, in practice) is the start of the segment.
  */
 struct pool_start {
 	ZSTD_CCtx *cctx;
@@ -207,12 +207,11 @@ pool_start_main(void *arg)
 {
 	struct pool_start *ps = arg;
 	ZSTD_inBuffer in = { NULL, 0, 0 };
-	pid_t tid = (pid_t)syscall(SYS_gettid);
-	int nice = getpriority(PRIO_PROCESS, (id_t)tid);
 
-	/* Linux: the nice value is per thread, and the name too (top -H,
-	 * perf); failing is harmless. */
-	(void)setpriority(PRIO_PROCESS, (id_t)tid, nice + WORKER_NICE);
+	/* Linux: the name is per thread (top -H, perf).  Failing is
+	 * harmless. */
+	(void)threadprio_lower(WORKER_NICE);
+	(void)threadprio_batch();
 	(void)pthread_setname_np(pthread_self(), "cumulus-zstd");
 	ps->rc = ZSTD_compressStream2(ps->cctx, &ps->out, &in,
 	    ZSTD_e_continue);

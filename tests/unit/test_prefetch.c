@@ -26,6 +26,7 @@
 #include "hash.h"
 #include "prefetch.h"
 #include "tap.h"
+#include "task_stat.h"
 
 #define NFILES 300
 #define MAXLEN 70000
@@ -203,6 +204,14 @@ main(void)
 
 	/* A file longer than its size hint: incomplete, left open. */
 	ok(prefetch_create(2, &p) == 0, "workers again");
+	{
+		int self_policy, nbatch = count_batch_wait(&self_policy, 2);
+
+		ok(nbatch == 2 && self_policy == SCHED_OTHER,
+		    "the two workers are batch threads (%d), this thread is "
+		    "not (policy %d)",
+		    nbatch, self_policy);
+	}
 	memset(&grown, 0, sizeof(grown));
 	grown.fd = open_file(5); /* len_of(5) bytes */
 	grown.size_hint = len_of(5) - 100;

@@ -19,6 +19,7 @@
 #include "segment.h"
 #include "store.h"
 #include "tap.h"
+#include "task_stat.h"
 
 struct seen {
 	int n;
@@ -40,24 +41,7 @@ closed(void *arg, const struct segment_info *info)
 static int
 nice_of(const char *tid)
 {
-	char path[256], buf[1024], *p;
-	FILE *f;
-	int field = 3, v = -100;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%s/stat", tid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -100;
-	if (fgets(buf, sizeof(buf), f) != NULL
-	    && (p = strrchr(buf, ')')) != NULL) {
-		/* Fields after the command: state is 3, nice is 19. */
-		for (p = strtok(p + 1, " "); p; p = strtok(NULL, " "), field++)
-			if (field == 19) {
-				v = atoi(p);
-				break;
-			}
-	}
-	fclose(f);
-	return v;
+	return stat_field(tid, 19);
 }
 
 /* Threads of this process at nice ${base} + 5, and whether this thread
@@ -185,6 +169,14 @@ main(void)
 		ok(n == 2 && kept,
 		    "two workers at nice %d, this thread at %d (%d)", base + 5,
 		    base, n);
+	{
+		int self_policy, nbatch = count_batch_wait(&self_policy, 2);
+
+		ok(nbatch == 2 && self_policy == SCHED_OTHER,
+		    "the two workers are batch threads (%d), this thread is "
+		    "not (policy %d)",
+		    nbatch, self_policy);
+	}
 	ok(segment_add(w, "metadata", "meta", 4, uuid, &seq) == 0,
 	    "metadata object added");
 	if (base + 5 > 19)
