@@ -3,7 +3,7 @@
 #                      whole script when it cannot be installed); sets
 #                      S3_PORT and the AWS_* variables; stopped on exit
 #   proxy_start        starts tests/s3-fault-proxy.py in front of it;
-#                      sets PROXY_PORT, PROXY_RULES, PROXY_LOG
+#                      sets PROXY_PORT (a free port), PROXY_RULES, PROXY_LOG
 #   via_proxy CMD...   runs CMD with AWS_ENDPOINT_URL at the proxy
 #   s3py 'python'      runs python3 with boto3 client "s3" already made
 # shellcheck shell=bash
@@ -52,16 +52,20 @@ s3_start() {
 
 proxy_start() {
 	local i
-	PROXY_PORT=$((S3_PORT + 7))
+	# Port 0: the kernel picks a free one, so no other listener can be
+	# mistaken for the proxy; it prints the port once it listens.
+	PROXY_PORT=
 	PROXY_RULES=$T/proxy.rules
 	PROXY_LOG=$T/proxy.log
 	: >"$PROXY_RULES"
 	: >"$PROXY_LOG"
-	python3 "$CUMULUS_TOP/tests/s3-fault-proxy.py" "$PROXY_PORT" "$S3_PORT" \
-		"$PROXY_RULES" "$PROXY_LOG" </dev/null >/dev/null 2>&1 &
+	python3 "$CUMULUS_TOP/tests/s3-fault-proxy.py" 0 "$S3_PORT" \
+		"$PROXY_RULES" "$PROXY_LOG" </dev/null >"$T/proxy.port" 2>&1 &
 	PROXY_PID=$!
-	for i in $(seq 50); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$PROXY_PORT") 2>/dev/null && return 0
+	for i in $(seq 100); do
+		PROXY_PORT=$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$T/proxy.port")
+		[ -n "$PROXY_PORT" ] && return 0
+		kill -0 "$PROXY_PID" 2>/dev/null || return 1
 		sleep 0.1
 	done
 	return 1

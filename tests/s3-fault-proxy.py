@@ -2,7 +2,8 @@
 """s3-fault-proxy.py LISTEN_PORT UPSTREAM_PORT RULES_FILE LOG_FILE
 
 An HTTP/1.1 proxy on 127.0.0.1 between the S3 client and the server, for
-tests.  Every request is logged to LOG_FILE as "METHOD PATH STATUS" (the
+tests.  LISTEN_PORT 0 lets the kernel pick a free port; the port listened
+on is printed as "port N" once the proxy accepts connections.  Every request is logged to LOG_FILE as "METHOD PATH STATUS" (the
 query string is dropped; nothing secret is in the path).  RULES_FILE is
 re-read on every request; each line is "KIND METHOD COUNT [SUBSTRING]":
 the next COUNT requests with that METHOD (and SUBSTRING in the path) get
@@ -162,6 +163,7 @@ def main():
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", listen_port))
     srv.listen(64)
+    print("port %d" % srv.getsockname()[1], flush=True)
     while True:
         c, _ = srv.accept()
         threading.Thread(target=handle, args=(c,), daemon=True).start()

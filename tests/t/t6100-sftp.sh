@@ -158,14 +158,20 @@ test_ok "... with the expected form" grep -q 'sftp://\[USER@\]HOST' "$T/.out"
 
 # A server that accepts the connection and never speaks.
 if command -v python3 >/dev/null; then
-	mute=$((SSH_PORT + 1))
+	# Port 0: the kernel picks a free port, printed once it listens.
 	python3 -c "
 import socket, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', $mute)); s.listen(4); print('up', flush=True)
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(4)
+print('port', s.getsockname()[1], flush=True)
 c = s.accept(); time.sleep(30)" >"$T/mute.out" 2>&1 &
 	mute_pid=$!
-	for i in $(seq 50); do grep -q up "$T/mute.out" && break; sleep 0.1; done
+	mute=
+	for i in $(seq 50); do
+		mute=$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$T/mute.out")
+		[ -n "$mute" ] && break
+		sleep 0.1
+	done
+	test_ok "a mute server listens ($mute)" test -n "$mute"
 	start=$(date +%s)
 	test_exit "a mute server times out" 1 env CUMULUS_SFTP_TIMEOUT=1 \
 		cumulus-util --store="sftp://127.0.0.1:$mute/x" list-snapshots
