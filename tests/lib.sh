@@ -12,6 +12,7 @@
 #   make_manifest DIR                manifest of a tree (tests/manifest.pl)
 #   normalize_manifest [--ignore=COL,...] [FILE]
 #   compare_manifests A B [--ignore=COL,...]   diff; non-zero if different
+#   prng SEED BYTES                  BYTES of seeded pseudo-random data
 #
 # The command output of the last test_* helper is in $T/.out (stdout and
 # stderr), and $T/.stdout (stdout only).  $T is this test's scratch
@@ -153,4 +154,11 @@ wait_lease() {
 		sleep 0.1
 	done
 	return 1
+}
+
+# BYTES of pseudo-random data from SEED, the same on every run: a failure
+# replays, and how much an edit adds (where the chunks fall) is fixed.
+prng() {
+	python3 -c 'import random, sys
+sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$1" "$2"
 }

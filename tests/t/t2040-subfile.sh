@@ -8,13 +8,9 @@
 . "$(dirname "$0")/../lib.sh"
 
 MiB=1048576
-# Seeded data: how much an edit adds depends on where the chunks fall, and
-# random data from /dev/urandom sometimes put the overwrite case over its
-# bound.  prng SEED BYTES
-prng() {
-	python3 -c 'import random, sys
-sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(int(sys.argv[2])))' "$1" "$2"
-}
+# Seeded data (prng, lib.sh): how much an edit adds depends on where the
+# chunks fall, and random data from /dev/urandom sometimes put the
+# overwrite case over its bound.
 mkdir -p "$T/src/tree" "$T/copies"
 f=$T/src/tree/big
 prng 1 $((40 * MiB)) >"$f"

@@ -26,8 +26,8 @@ fi
 
 src=$T/src
 mkdir -p "$src/tree/a" "$src/tree/b"
-head -c 700000 /dev/urandom >"$src/tree/a/r1"
-head -c 300000 /dev/urandom >"$src/tree/b/r2"
+prng 11 700000 >"$src/tree/a/r1"
+prng 12 300000 >"$src/tree/b/r2"
 for i in $(seq 1 20); do echo "file $i" >"$src/tree/a/s$i"; done
 ln -s a/r1 "$src/tree/link"
 args=(--segment-size=64K --threads=1)
@@ -38,8 +38,8 @@ test_ok "base snapshot" "$CUMULUS" --dest="$T/base/store" \
 base_snap=$(sed -n 's/^Snapshot \([^:]*\):.*/\1/p' "$T/.stdout")
 make_manifest "$src/tree" >"$T/m1.tsv"
 # The change every faulted backup tries to store.
-head -c 200000 /dev/urandom >>"$src/tree/a/r1"
-head -c 250000 /dev/urandom >"$src/tree/b/new"
+prng 13 200000 >>"$src/tree/a/r1"
+prng 14 250000 >"$src/tree/b/new"
 rm "$src/tree/a/s3"
 make_manifest "$src/tree" >"$T/m2.tsv"
 

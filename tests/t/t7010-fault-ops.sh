@@ -37,7 +37,7 @@ fi
 U() { "$CUMULUS_UTIL" "$@"; }
 src=$T/src
 mkdir -p "$src/tree/a" "$src/tree/b"
-head -c 400000 /dev/urandom >"$src/tree/a/r1"
+prng 15 400000 >"$src/tree/a/r1"
 for i in $(seq 1 12); do echo "file $i" >"$src/tree/a/s$i"; done
 ln -s a/r1 "$src/tree/link"
 args=(--segment-size=64K --threads=1)
@@ -49,7 +49,7 @@ backup() { # STATE_DIR: back up the tree into it; prints the snapshot name
 # The base: three snapshots of a changing tree, each with its manifest;
 # b/f is replaced each time, so older snapshots hold data the newest lacks.
 for n in 1 2 3; do
-	head -c 150000 /dev/urandom >"$src/tree/b/f"
+	prng $((20 + n)) 150000 >"$src/tree/b/f"
 	rm -f "$src/tree/a/s$n"
 	s=$(backup "$T/base")
 	[ -n "$s" ] || echo "# base backup $n failed"
@@ -59,7 +59,7 @@ snaps=$(U --store="$T/base/store" list-snapshots)
 test_eq "three base snapshots" "$(echo "$snaps" | wc -l)" 3
 newest=$(echo "$snaps" | tail -1)
 # The change the faulted backups store.
-head -c 150000 /dev/urandom >>"$src/tree/a/r1"
+prng 17 150000 >>"$src/tree/a/r1"
 make_manifest "$src/tree" >"$T/m-now"
 # Derived starting states: forgotten (for gc: two snapshots gone, their
 # segments still there), pruned (the database forgot them too: for
