@@ -37,10 +37,10 @@ stat_field(const char *tid, int want)
 	return v;
 }
 
-/* Threads of this process other than the caller whose scheduling policy
- * is SCHED_BATCH; the caller's policy in ${self_policy}. */
+/* Threads of this process other than the caller whose stat field
+ * ${field} is ${value}; the caller's own value in ${self_value}. */
 static inline int
-count_batch(int *self_policy)
+count_threads_now(int field, int value, int *self_value)
 {
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *de;
@@ -48,7 +48,7 @@ count_batch(int *self_policy)
 	int n = 0;
 
 	snprintf(self, sizeof(self), "%ld", (long)gettid());
-	*self_policy = -100;
+	*self_value = -100;
 	if (d == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
@@ -56,29 +56,38 @@ count_batch(int *self_policy)
 
 		if (de->d_name[0] == '.')
 			continue;
-		v = stat_field(de->d_name, 41);
+		v = stat_field(de->d_name, field);
 		if (strcmp(de->d_name, self) == 0)
-			*self_policy = v;
-		else if (v == SCHED_BATCH)
+			*self_value = v;
+		else if (v == value)
 			n++;
 	}
 	closedir(d);
 	return n;
 }
 
-/* count_batch() once it says ${want}, or after a second: a worker sets
- * its policy when it starts, which may be a moment after it is created. */
+/* count_threads_now() once it says ${want}, or after a second: a worker
+ * sets its priority when it starts, a moment after it is created, and a
+ * thread just joined can stay listed in /proc/self/task while it ends. */
 static inline int
-count_batch_wait(int *self_policy, int want)
+count_threads(int field, int value, int *self_value, int want)
 {
 	struct timespec pause = { 0, 1000 * 1000 };
-	int n = count_batch(self_policy);
+	int n = count_threads_now(field, value, self_value);
 
 	for (int ms = 0; n != want && ms < 1000; ms++) {
 		nanosleep(&pause, NULL);
-		n = count_batch(self_policy);
+		n = count_threads_now(field, value, self_value);
 	}
 	return n;
+}
+
+/* Other threads that are SCHED_BATCH (policy, field 41), waiting as
+ * count_threads() for ${want}; the caller's policy in ${self_policy}. */
+static inline int
+count_batch_wait(int *self_policy, int want)
+{
+	return count_threads(41, SCHED_BATCH, self_policy, want);
 }
 
 #endif

@@ -44,47 +44,15 @@ nice_of(const char *tid)
 	return stat_field(tid, 19);
 }
 
-/* Threads of this process at nice ${base} + 5, and whether this thread
- * kept ${base}. */
-static int
-count_lowered_now(int base, bool *self_kept)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *de;
-	char self[32];
-	int n = 0;
-
-	snprintf(self, sizeof(self), "%ld", (long)gettid());
-	*self_kept = false;
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		int v;
-
-		if (de->d_name[0] == '.')
-			continue;
-		v = nice_of(de->d_name);
-		if (strcmp(de->d_name, self) == 0)
-			*self_kept = v == base;
-		else if (v == base + 5)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-/* count_lowered_now() once it says ${want}, or after a second: a thread
- * just joined can stay listed in /proc/self/task while it ends. */
+/* Other threads of this process at nice ${base} + 5 (field 19), once
+ * there are ${want} or after a second; whether this thread kept ${base}. */
 static int
 count_lowered(int base, bool *self_kept, int want)
 {
-	struct timespec pause = { 0, 1000 * 1000 };
-	int n = count_lowered_now(base, self_kept);
+	int self_nice;
+	int n = count_threads(19, base + 5, &self_nice, want);
 
-	for (int ms = 0; n != want && ms < 1000; ms++) {
-		nanosleep(&pause, NULL);
-		n = count_lowered_now(base, self_kept);
-	}
+	*self_kept = self_nice == base;
 	return n;
 }
 
