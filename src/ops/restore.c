@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "bulkwrite.h"
 #include "err.h"
 #include "escape.h"
 #include "fileio.h"
@@ -897,6 +898,7 @@ pass1_entry(struct rst *r, const struct stanza *st, struct buf *name,
 
 struct writer {
 	int fd;
+	struct bulkwrite *bulk; /* a large file's writer, or NULL */
 	uint64_t off;
 	bool hole_at_end;
 };
@@ -917,6 +919,8 @@ write_sink(void *arg, const void *p, size_t n)
 	const unsigned char *c = p;
 	size_t done = 0;
 
+	if (w->bulk)
+		return bulkwrite_add(w->bulk, p, n);
 	if (p == NULL) {
 		/* All-zero data: leave a hole. */
 		if (lseek(w->fd, (off_t)n, SEEK_CUR) < 0) {
@@ -975,7 +979,14 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
 {
 	int fd = w->fd;
 
-	if (w->hole_at_end && ftruncate(fd, (off_t)w->off)) {
+	if (w->bulk) {
+		int rc = bulkwrite_finish(w->bulk);
+
+		bulkwrite_free(w->bulk);
+		w->bulk = NULL;
+		if (rc)
+			return -1;
+	} else if (w->hole_at_end && ftruncate(fd, (off_t)w->off)) {
 		err_setp("truncate");
 		return -1;
 	}
@@ -1005,6 +1016,14 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
 #define WQ_BATCH 16
 #define WQ_BATCH_BYTES ((size_t)512 << 10)
 #define WQ_MAX_THREADS 8
+/*
+ * Files of BULK_MIN bytes or more are written by bulkwrite: direct I/O,
+ * in BULK_BUF buffers, one written while the next is filled.  Buffered,
+ * a 1 GiB file cost 3.1-3.5 s of kernel time here on pages touched for
+ * the first time, against 0.2 s direct (bulkwrite.h).
+ */
+#define BULK_MIN ((int64_t)4 << 20)
+#define BULK_BUF ((size_t)1 << 20)
 
 struct wjob {
 	struct wjob *next;
@@ -1045,7 +1064,7 @@ wjob_free(struct wjob *j)
 static void
 write_job(struct rst *r, struct wjob *j)
 {
-	struct writer w = { -1, 0, false };
+	struct writer w = { -1, NULL, 0, false };
 	struct buf show;
 
 	if (writer_open(&w, j->dirfd, j->base))
@@ -1254,9 +1273,10 @@ mem_sink(void *arg, const void *p, size_t n)
 	return 0;
 }
 
-/* The recorded size of a file small enough for the writers, or -1. */
+/* The recorded size of a file, or -1 if there is none (or it is not a
+ * plain number: snapshot_read_file() will say so). */
 static int64_t
-small_size(const struct stanza *st)
+recorded_size(const struct stanza *st)
 {
 	const char *v = stanza_get(st, "size", NULL);
 	char *end;
@@ -1266,7 +1286,7 @@ small_size(const struct stanza *st)
 		return -1;
 	errno = 0;
 	x = strtoull(v, &end, 10);
-	if (errno || *end != '\0' || x > WQ_FILE_MAX)
+	if (errno || *end != '\0' || x > INT64_MAX)
 		return -1;
 	return (int64_t)x;
 }
@@ -1319,11 +1339,11 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 	size_t n = (size_t)sqlite3_column_bytes(q, 1);
 	struct stanza st;
 	struct attrs a;
-	struct writer w = { -1, 0, false };
+	struct writer w = { -1, NULL, 0, false };
 	char failseg[REF_SEGMENT_MAX + 1] = "";
 	const char *base = "";
 	int dirfd = -1, rc = -1;
-	int64_t small;
+	int64_t size;
 	struct buf show, pathbuf;
 
 	buf_init(&pathbuf, NAME_MAX_BYTES);
@@ -1340,8 +1360,9 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 	dirfd = walk_parent(r, pathbuf.data, n, true, scratch, &base);
 	if (dirfd < 0 || clear_way(r, dirfd, base))
 		goto out;
-	if (r->pool && (small = small_size(&st)) >= 0) {
-		if (hand_off(r, &st, dirfd, base, &pathbuf, &a, (size_t)small,
+	size = recorded_size(&st);
+	if (r->pool && size >= 0 && (uint64_t)size <= WQ_FILE_MAX) {
+		if (hand_off(r, &st, dirfd, base, &pathbuf, &a, (size_t)size,
 			failseg))
 			goto out;
 		rc = 0;
@@ -1352,6 +1373,9 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 	pool_kick(r->pool);
 	if (writer_open(&w, dirfd, base))
 		goto out;
+	if (size >= BULK_MIN &&
+	    (w.bulk = bulkwrite_start(w.fd, BULK_BUF, r->pool != NULL)) == NULL)
+		goto bad;
 	if (snapshot_read_file(r->s, &st, write_sink, &w, failseg))
 		goto bad;
 	if (writer_finish(r, &w, &a))
@@ -1362,6 +1386,8 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 	goto out;
 bad:
 	/* A damaged file is removed rather than left looking restored. */
+	bulkwrite_free(w.bulk);
+	w.bulk = NULL;
 	if (w.fd >= 0)
 		close(w.fd);
 	w.fd = -1;
