@@ -16,20 +16,12 @@
 
 #include "bulkwrite.h"
 #include "err.h"
+#include "prng.h"
 #include "tap.h"
 
 static char dir[64];
 
 static uint64_t prng_state = 88172645463325252ULL;
-
-static uint64_t
-prng(void)
-{
-	prng_state ^= prng_state << 13;
-	prng_state ^= prng_state >> 7;
-	prng_state ^= prng_state << 17;
-	return prng_state;
-}
 
 static int
 create(const char *name)
@@ -74,10 +66,10 @@ check_split(const char *name, size_t n, size_t cap, bool threaded)
 	struct stat sb;
 
 	for (size_t i = 0; i < n; i++)
-		want[i] = (unsigned char)prng();
+		want[i] = (unsigned char)prng_next(&prng_state);
 	while (rc == 0 && at < n) {
-		size_t k = 1 + prng() % (cap * 3 / 2);
-		unsigned kind = (unsigned)(prng() % 4);
+		size_t k = 1 + prng_next(&prng_state) % (cap * 3 / 2);
+		unsigned kind = (unsigned)(prng_next(&prng_state) % 4);
 
 		if (k > n - at)
 			k = n - at;
@@ -182,7 +174,7 @@ main(void)
 		char name[32];
 
 		snprintf(name, sizeof(name), "random-%d", i);
-		check_split(name, (size_t)(prng() % (3 << 20)),
+		check_split(name, (size_t)(prng_next(&prng_state) % (3 << 20)),
 		    (size_t)(1 + i % 3) * 8192, i % 2 == 0);
 	}
 	check_split("large", (size_t)9 << 20, (size_t)1 << 20, true);

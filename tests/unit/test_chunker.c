@@ -15,26 +15,18 @@
 #include "err.h"
 #include "hash.h"
 #include "localdb.h"
+#include "prng.h"
 #include "tap.h"
 
 #define DATA_SIZE ((size_t)2 << 20)
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 
-static uint64_t
-next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
 static void
 fill(unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(next() >> 32);
+		p[i] = (unsigned char)(prng_next(&rng) >> 32);
 }
 
 /* Chunk ${n} bytes fed in pieces: mode 0 all at once, 1 byte by byte, 2
@@ -54,7 +46,8 @@ boundaries(enum chunker_kind k, const unsigned char *p, size_t n, int mode,
 		if (mode == 1)
 			piece = 1;
 		else if (mode == 2 && piece > 1)
-			piece = 1 + (size_t)(next() % (piece < 70000 ? piece : 70000));
+			piece = 1 + (size_t)(prng_next(&rng) %
+				(piece < 70000 ? piece : 70000));
 		while (piece > 0) {
 			size_t used = chunker_scan(&c, p + pos, piece, &cut);
 
