@@ -12,6 +12,8 @@
 #   make_manifest DIR                manifest of a tree (tests/manifest.pl)
 #   normalize_manifest [--ignore=COL,...] [FILE]
 #   compare_manifests A B [--ignore=COL,...]   diff; non-zero if different
+#   count_incomplete GOT WANT        how many files under GOT differ from
+#                                    theirs under WANT (each one a diag)
 #   prng SEED BYTES                  BYTES of seeded pseudo-random data
 #
 # The command output of the last test_* helper is in $T/.out (stdout and
@@ -144,6 +146,19 @@ compare_manifests() {
 	shift 2
 	diff -u --label "$a" --label "$b" \
 		<(normalize_manifest "$@" "$a") <(normalize_manifest "$@" "$b")
+}
+
+# Prints how many regular files under GOT are not byte for byte the file
+# at the same path under WANT: what a failed restore left must be whole.
+count_incomplete() {
+	local got=$1 want=$2 f bad=0
+	while IFS= read -r -d '' f; do
+		cmp -s "$f" "$want/${f#"$got"/}" || {
+			diag "incomplete: $f" >&2
+			bad=$((bad + 1))
+		}
+	done < <(find "$got" -type f -print0)
+	echo "$bad"
 }
 
 # Waits (up to 10 s) until a backup's lease shows up in the store STORE

@@ -63,14 +63,8 @@ if mount -t tmpfs -o size=1m cumulus-t2060 "$mnt" 2>/dev/null; then
 		U --store="$T/store" restore-snapshot --threads=3 "$snap" "$mnt/rs"
 	test_ok "... naming what it could not restore" \
 		grep -q "cannot restore '.*No space left" "$T/.out"
-	bad=0
-	while IFS= read -r -d '' f; do
-		cmp -s "$f" "$t/${f#"$mnt"/rs/tree/}" || {
-			diag "incomplete: $f"
-			bad=$((bad + 1))
-		}
-	done < <(find "$mnt/rs" -type f -print0)
-	test_eq "... and every file it left is complete" "$bad" 0
+	test_eq "... and every file it left is complete" \
+		"$(count_incomplete "$mnt/rs/tree" "$t")" 0
 	umount "$mnt"
 else
 	skip "a restore onto a full disk exits 1" "cannot mount a tmpfs"
