@@ -58,6 +58,9 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/l
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libcumulus.a $(LDLIBS)
 
+# test_bulkwrite faults the direct writes of bulkwrite.c by a wrapper.
+$(BUILD)/tests/test_bulkwrite: LDLIBS += -Wl,--wrap=pwrite64
+
 $(BUILD)/tests/replay_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(BUILD)/libcumulus.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay.c $(BUILD)/libcumulus.a $(LDLIBS)

@@ -229,12 +229,26 @@ bulkwrite_start(int fd, size_t bufsize, bool threaded)
 	return w;
 }
 
+/*
+ * Give the file its flags from before bulkwrite_start(): later reads and
+ * writes through the caller's descriptor need no alignment.  Only while
+ * no write is in flight.  0, or -1 with errno set.
+ */
+static int
+restore_flags(struct bulkwrite *w)
+{
+	if (!w->direct)
+		return 0;
+	w->direct = false;
+	return fcntl(w->fd, F_SETFL, w->flags) ? -1 : 0;
+}
+
 int
 bulkwrite_add(struct bulkwrite *w, const void *p, size_t n)
 {
 	const unsigned char *c = p;
+	uint64_t added = n;
 
-	w->total += n;
 	while (n > 0) {
 		size_t k = w->cap - w->len;
 
@@ -258,6 +272,7 @@ bulkwrite_add(struct bulkwrite *w, const void *p, size_t n)
 		if (w->len == w->cap && submit(w, w->cap))
 			return -1;
 	}
+	w->total += added;
 	return 0;
 }
 
@@ -273,27 +288,25 @@ bulkwrite_finish(struct bulkwrite *w)
 		memset(w->bufs[w->fill] + n, 0, pad);
 		n += pad;
 	}
-	if (n > 0 && submit(w, n))
-		return -1;
-	if (w->threaded) {
+	if (n > 0)
+		rc = submit(w, n);
+	if (rc == 0 && w->threaded) {
 		pthread_mutex_lock(&w->lock);
 		rc = wait_idle(w);
 		pthread_mutex_unlock(&w->lock);
-		if (rc)
-			return -1;
 	}
-	/* Later reads of the file by the caller need no alignment. */
-	if (w->direct && fcntl(w->fd, F_SETFL, w->flags)) {
+	/* The helper is idle now, whatever happened. */
+	if (restore_flags(w) && rc == 0) {
 		err_setp("fcntl");
-		return -1;
+		rc = -1;
 	}
-	w->direct = false;
 	/* The padding, or a hole at the end. */
-	if (w->end != w->total && ftruncate(w->fd, (off_t)w->total)) {
+	if (rc == 0 && w->end != w->total
+	    && ftruncate(w->fd, (off_t)w->total)) {
 		err_setp("truncate");
-		return -1;
+		rc = -1;
 	}
-	return 0;
+	return rc;
 }
 
 void
@@ -308,6 +321,7 @@ bulkwrite_free(struct bulkwrite *w)
 		pthread_mutex_unlock(&w->lock);
 		pthread_join(w->th, NULL);
 	}
+	(void)restore_flags(w);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w->bufs[0]);
@@ -319,10 +333,4 @@ uint64_t
 bulkwrite_size(const struct bulkwrite *w)
 {
 	return w->total;
-}
-
-bool
-bulkwrite_direct(const struct bulkwrite *w)
-{
-	return w->direct;
 }

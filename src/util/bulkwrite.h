@@ -21,23 +21,23 @@ struct bulkwrite;
 
 /*
  * Start writing the empty file ${fd} (it stays the caller's: it is not
- * closed here), in buffers of ${bufsize} bytes (a multiple of 4096), with
- * a helper thread if ${threaded}.  NULL with error set.
+ * closed here, and must stay open until bulkwrite_free()), in buffers of
+ * ${bufsize} bytes (a multiple of 4096), with a helper thread if
+ * ${threaded}.  NULL with error set.
  */
 struct bulkwrite *bulkwrite_start(int fd, size_t bufsize, bool threaded);
 /* Append ${n} bytes, or ${n} zero bytes if ${p} is NULL.  0, or -1 with
- * error set (a write that failed earlier on the helper thread). */
+ * error set (this write, or one that failed earlier on the helper
+ * thread); after an error the file is incomplete and only
+ * bulkwrite_free() is left to call. */
 int bulkwrite_add(struct bulkwrite *w, const void *p, size_t n);
-/* Write what is left, set the file's size and give ${fd} back its own
- * status flags (without O_DIRECT).  0, or -1 with error set. */
+/* Write what is left and set the file's size.  0, or -1 with error set.
+ * Either way ${fd} has its own status flags back (without O_DIRECT). */
 int bulkwrite_finish(struct bulkwrite *w);
-/* Stop the helper thread and free ${w} (NULL is fine).  The file keeps what
- * was written so far unless bulkwrite_finish() succeeded. */
+/* Stop the helper thread, give ${fd} its status flags back if
+ * bulkwrite_finish() did not, and free ${w} (NULL is fine). */
 void bulkwrite_free(struct bulkwrite *w);
-/* Bytes added so far. */
+/* Bytes added by the calls to bulkwrite_add() that succeeded. */
 uint64_t bulkwrite_size(const struct bulkwrite *w);
-/* Whether writes use direct I/O (false once the filesystem refused it,
- * and after bulkwrite_finish()). */
-bool bulkwrite_direct(const struct bulkwrite *w);
 
 #endif
