@@ -901,6 +901,7 @@ struct writer {
 	struct bulkwrite *bulk; /* a large file's writer, or NULL */
 	uint64_t off;
 	bool hole_at_end;
+	bool failed; /* a write failed: the error is ours, not the store's */
 };
 
 /* Whether the 4 KiB block at ${at} of ${n} bytes is all zero (a shorter
@@ -913,9 +914,8 @@ zero_block(const unsigned char *c, size_t at, size_t n)
 }
 
 static int
-write_sink(void *arg, const void *p, size_t n)
+write_data(struct writer *w, const void *p, size_t n)
 {
-	struct writer *w = arg;
 	const unsigned char *c = p;
 	size_t done = 0;
 
@@ -955,6 +955,18 @@ write_sink(void *arg, const void *p, size_t n)
 		done = z;
 	}
 	w->off += n;
+	return 0;
+}
+
+static int
+write_sink(void *arg, const void *p, size_t n)
+{
+	struct writer *w = arg;
+
+	if (write_data(w, p, n)) {
+		w->failed = true;
+		return -1;
+	}
 	return 0;
 }
 
@@ -1064,7 +1076,7 @@ wjob_free(struct wjob *j)
 static void
 write_job(struct rst *r, struct wjob *j)
 {
-	struct writer w = { -1, NULL, 0, false };
+	struct writer w = { -1, NULL, 0, false, false };
 	struct buf show;
 
 	if (writer_open(&w, j->dirfd, j->base))
@@ -1339,7 +1351,7 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 	size_t n = (size_t)sqlite3_column_bytes(q, 1);
 	struct stanza st;
 	struct attrs a;
-	struct writer w = { -1, NULL, 0, false };
+	struct writer w = { -1, NULL, 0, false, false };
 	char failseg[REF_SEGMENT_MAX + 1] = "";
 	const char *base = "";
 	int dirfd = -1, rc = -1;
@@ -1371,15 +1383,24 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 		goto out;
 	}
 	pool_kick(r->pool);
-	if (writer_open(&w, dirfd, base))
+	/* Failures of the target (cannot create, disk full) name no
+	 * segment: the store is not at fault. */
+	if (writer_open(&w, dirfd, base)) {
+		w.failed = true;
 		goto out;
+	}
 	if (size >= BULK_MIN &&
-	    (w.bulk = bulkwrite_start(w.fd, BULK_BUF, r->pool != NULL)) == NULL)
+	    (w.bulk = bulkwrite_start(w.fd, BULK_BUF, r->pool != NULL)) ==
+		NULL) {
+		w.failed = true;
 		goto bad;
+	}
 	if (snapshot_read_file(r->s, &st, write_sink, &w, failseg))
 		goto bad;
-	if (writer_finish(r, &w, &a))
+	if (writer_finish(r, &w, &a)) {
+		w.failed = true;
 		goto bad;
+	}
 	rc = 0;
 	if (r->o->progress)
 		r->o->progress(r->o->arg, pathbuf.data);
@@ -1399,7 +1420,7 @@ out:
 			(const char *)sqlite3_column_text(q, 0) :
 			"";
 
-		if (failseg[0] == '\0' && seg[0] &&
+		if (failseg[0] == '\0' && seg[0] && !w.failed &&
 		    strstr(err_msg(), "segment ") == NULL)
 			snprintf(failseg, sizeof(failseg), "%s", seg);
 		if (failseg[0] && strstr(err_msg(), failseg) == NULL)

@@ -1443,14 +1443,36 @@ fetch_object(struct snapshot *s, const struct ref *r, snapshot_sink sink,
 	return fetch_whole(s, g, r, sink, arg);
 }
 
+/* The caller's sink, watched: an error of its own (a full disk where a
+ * file is restored) is not the segment's and is passed on as it is. */
+struct watched_sink {
+	snapshot_sink fn;
+	void *arg;
+	bool failed;
+};
+
+static int
+watched_sink(void *arg, const void *p, size_t n)
+{
+	struct watched_sink *w = arg;
+
+	if (w->fn(w->arg, p, n)) {
+		w->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
 int
 snapshot_fetch(struct snapshot *s, const struct ref *r, snapshot_sink sink,
     void *arg)
 {
+	struct watched_sink w = { sink, arg, false };
+
 	if (r->kind == REF_ZERO)
 		return r->length ? sink(arg, NULL, (size_t)r->length) : 0;
-	if (fetch_object(s, r, sink, arg)) {
-		if (strncmp(err_msg(), "segment ", 8) != 0)
+	if (fetch_object(s, r, watched_sink, &w)) {
+		if (!w.failed && strncmp(err_msg(), "segment ", 8) != 0)
 			err_prefix("segment %s", r->segment);
 		return -1;
 	}
@@ -1652,6 +1674,7 @@ struct file_read {
 	uint64_t delivered;
 	uint64_t limit; /* the declared size, or FILE_SIZE_MAX */
 	char *failed_segment;
+	bool sink_failed; /* the caller's sink failed: no segment to blame */
 };
 
 static int
@@ -1678,7 +1701,11 @@ file_sink(void *arg, const void *p, size_t n)
 				done += k;
 			}
 	}
-	return f->sink(f->arg, p, n);
+	if (f->sink(f->arg, p, n)) {
+		f->sink_failed = true;
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -1733,7 +1760,7 @@ read_list(struct file_read *f, const char *s, size_t n, int depth)
 		}
 		if (snapshot_fetch(f->s, &r, file_sink, f)) {
 			if (f->failed_segment && r.kind == REF_OBJECT &&
-			    f->failed_segment[0] == '\0')
+			    !f->sink_failed && f->failed_segment[0] == '\0')
 				strcpy(f->failed_segment, r.segment);
 			return -1;
 		}

@@ -96,7 +96,8 @@ typedef int (*snapshot_sink)(void *arg, const void *p, size_t n);
  * Deliver the bytes reference ${r} selects (zero refs included) to
  * ${sink}.  The object's checksum, when the reference has one, is checked
  * over the whole object; range and size assertions follow the descriptor
- * version.  Errors name the segment.  0 or -1.
+ * version.  Errors name the segment, except those of ${sink} itself,
+ * passed on as they are.  0 or -1.
  */
 int snapshot_fetch(struct snapshot *s, const struct ref *r, snapshot_sink sink,
     void *arg);
@@ -120,8 +121,8 @@ void meta_iter_close(struct meta_iter *it);
  * Reassemble the contents of the regular file described by ${st}: expand
  * its "data" list (v0.2 "@" indirections too), deliver the bytes to
  * ${sink}, and check "size" and "checksum" at the end.  ${failed_segment}
- * (may be NULL) receives the segment whose object failed, if any.
- * 0 or -1.
+ * (may be NULL) receives the segment whose object failed, if any; an
+ * error of ${sink} itself names none.  0 or -1.
  */
 int snapshot_read_file(struct snapshot *s, const struct stanza *st,
     snapshot_sink sink, void *arg, char failed_segment[REF_SEGMENT_MAX + 1]);
