@@ -1502,7 +1502,13 @@ snapshot_fetch_buf(struct snapshot *s, const struct ref *r, struct buf *out)
 		    r->length);
 		return -1;
 	}
-	return snapshot_fetch(s, r, buf_sink, out);
+	if (snapshot_fetch(s, r, buf_sink, out)) {
+		/* An object too large for ${out} is the store's fault. */
+		if (strncmp(err_msg(), "segment ", 8) != 0)
+			err_prefix("segment %s", r->segment);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- the metadata log ---- */

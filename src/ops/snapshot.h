@@ -101,7 +101,8 @@ typedef int (*snapshot_sink)(void *arg, const void *p, size_t n);
  */
 int snapshot_fetch(struct snapshot *s, const struct ref *r, snapshot_sink sink,
     void *arg);
-/* Append the selected bytes to ${out} (bounded by out->max).  0 or -1. */
+/* Append the selected bytes to ${out} (bounded by out->max).  Errors name
+ * the segment, an object too large for ${out} too.  0 or -1. */
 int snapshot_fetch_buf(struct snapshot *s, const struct ref *r,
     struct buf *out);
 
