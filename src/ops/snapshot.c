@@ -1765,8 +1765,12 @@ read_list(struct file_read *f, const char *s, size_t n, int depth)
 			return -1;
 		}
 		if (snapshot_fetch(f->s, &r, file_sink, f)) {
-			if (f->failed_segment && r.kind == REF_OBJECT &&
-			    !f->sink_failed && f->failed_segment[0] == '\0')
+			if (f->sink_failed || r.kind != REF_OBJECT)
+				return -1;
+			/* More data than recorded: the object's fault. */
+			if (strncmp(err_msg(), "segment ", 8) != 0)
+				err_prefix("segment %s", r.segment);
+			if (f->failed_segment && f->failed_segment[0] == '\0')
 				strcpy(f->failed_segment, r.segment);
 			return -1;
 		}

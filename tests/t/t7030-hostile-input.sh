@@ -124,12 +124,17 @@ setup absurd
 			"$(echo "$r" | tr -dc '0-9+-')" $D "$r"
 	done
 	printf 'name: bigsize\ndata: %s/00000000\nmode: 0644\nsize: 99999999999999999999\ntype: f\n\n' $D
+	printf 'name: short\ndata: %s\nmode: 0644\nsize: 1\ntype: f\n\n' "$(ref_of $D 0)"
 	printf 'name: zeros\ndata: zero[1099511627776]\nmode: 0644\nsize: 1099511627776\ntype: f\n\n'
 	fstanza ok.txt 1 fine
 } | finish
 bounded "absurd references: restore" 1 restore
 said "absurd references" "bad3\\+1.*beyond the object"
 said "absurd references" "bad18446744073709551615\\+2.*malformed"
+said "absurd references" "short.*segment $D.*longer than"
+test_eq "absurd references: more data than recorded writes no file" "$(ls "$DEST" | grep -c '^short')" 0
+bounded "absurd references: verify-snapshots" 1 U --store="$S" verify-snapshots t
+said "absurd references: verify-snapshots" "short: segment $D: data is longer than"
 test_eq "absurd references: the good file is restored" "$(cat "$DEST/ok.txt" 2>/dev/null)" fine
 test_eq "absurd references: no bad file is written" "$(ls "$DEST" | grep -c '^bad')" 0
 
