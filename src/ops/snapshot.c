@@ -1681,6 +1681,7 @@ struct file_read {
 	uint64_t limit; /* the declared size, or FILE_SIZE_MAX */
 	char *failed_segment;
 	bool sink_failed; /* the caller's sink failed: no segment to blame */
+	bool overrun;	  /* more data than recorded: the segment's fault */
 };
 
 static int
@@ -1691,6 +1692,7 @@ file_sink(void *arg, const void *p, size_t n)
 
 	if (n > f->limit - f->delivered) {
 		err_set("data is longer than the file's recorded size");
+		f->overrun = true;
 		return -1;
 	}
 	f->delivered += n;
@@ -1767,8 +1769,9 @@ read_list(struct file_read *f, const char *s, size_t n, int depth)
 		if (snapshot_fetch(f->s, &r, file_sink, f)) {
 			if (f->sink_failed || r.kind != REF_OBJECT)
 				return -1;
-			/* More data than recorded: the object's fault. */
-			if (strncmp(err_msg(), "segment ", 8) != 0)
+			/* snapshot_fetch names the segment of its own
+			 * failures, not of the sink's. */
+			if (f->overrun)
 				err_prefix("segment %s", r.segment);
 			if (f->failed_segment && f->failed_segment[0] == '\0')
 				strcpy(f->failed_segment, r.segment);
