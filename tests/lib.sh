@@ -14,6 +14,9 @@
 #   compare_manifests A B [--ignore=COL,...]   diff; non-zero if different
 #   count_incomplete GOT WANT        how many files under GOT differ from
 #                                    theirs under WANT (each one a diag)
+#   test_full_disk_left PATTERN GOT WANT   after a restore that ran out of
+#                                    disk: no segment blamed, a file named
+#                                    (PATTERN), every file left complete
 #   prng SEED BYTES                  BYTES of seeded pseudo-random data
 #
 # The command output of the last test_* helper is in $T/.out (stdout and
@@ -159,6 +162,18 @@ count_incomplete() {
 		}
 	done < <(find "$got" -type f -print0)
 	echo "$bad"
+}
+
+# Three checks of what a restore onto a disk that filled up reported and
+# left (its output in $T/.out): the disk is at fault, not the store, so no
+# segment is blamed; a file it could not restore is named by the extended
+# regular expression PATTERN; every file under GOT is whole (see WANT).
+test_full_disk_left() {
+	test_eq "... blaming no segment" \
+		"$(grep -c "cannot restore.*segment" "$T/.out")" 0
+	test_ok "... naming what it could not restore" grep -Eq "$1" "$T/.out"
+	test_eq "... and every file it left is complete" \
+		"$(count_incomplete "$2" "$3")" 0
 }
 
 # Waits (up to 10 s) until a backup's lease shows up in the store STORE
