@@ -198,40 +198,94 @@ chunker_init(struct chunker *c, enum chunker_kind kind)
 		pthread_once(&lbfs_once, lbfs_tables);
 }
 
+/*
+ * Roll the hash over p[*i] .. p[end - 1], stopping just after the first
+ * byte that leaves (h & mask) == 0: true then, false at end.  Unrolled,
+ * with no length bookkeeping inside, because this loop is most of the
+ * chunker's time: the hash's own dependency is one lea a byte, the rest
+ * is instruction count.
+ */
+static inline bool
+gear_span(const unsigned char *p, size_t *ip, size_t end, uint64_t *hp,
+    uint64_t mask)
+{
+	size_t i = *ip;
+	uint64_t h = *hp;
+	bool hit = true;
+
+	for (; end - i >= 4; i += 4) {
+		h = (h << 1) + gear[p[i]];
+		if ((h & mask) == 0) {
+			i += 1;
+			goto out;
+		}
+		h = (h << 1) + gear[p[i + 1]];
+		if ((h & mask) == 0) {
+			i += 2;
+			goto out;
+		}
+		h = (h << 1) + gear[p[i + 2]];
+		if ((h & mask) == 0) {
+			i += 3;
+			goto out;
+		}
+		h = (h << 1) + gear[p[i + 3]];
+		if ((h & mask) == 0) {
+			i += 4;
+			goto out;
+		}
+	}
+	while (i < end) {
+		h = (h << 1) + gear[p[i++]];
+		if ((h & mask) == 0)
+			goto out;
+	}
+	hit = false;
+out:
+	*ip = i;
+	*hp = h;
+	return hit;
+}
+
+static size_t
+min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * The chunk's length is always c->len + i: every byte taken, skipped or
+ * hashed, adds one.  Three spans by that length: up to CHUNKER_GEAR_MIN - 1
+ * no cut, up to CHUNKER_GEAR_AVG - 1 a cut needs MASK_S, then MASK_L until
+ * CHUNKER_MAX, where the chunk is cut regardless.
+ */
 static size_t
 gear_scan(struct chunker *c, const unsigned char *p, size_t n, bool *cut)
 {
-	size_t i = 0, len = c->len;
+	const size_t base = c->len;
+	size_t i = 0;
 	uint64_t h = c->h;
 
 	/* The hash forgets a byte after 64 shifts: bytes more than 64
 	 * before the first possible cut cannot matter, skip them. */
-	if (len < CHUNKER_GEAR_MIN - 64) {
-		size_t skip = CHUNKER_GEAR_MIN - 64 - len;
+	if (base < CHUNKER_GEAR_MIN - 64)
+		i = min_size(n, CHUNKER_GEAR_MIN - 64 - base);
+	if (base + i < CHUNKER_GEAR_MIN - 1) {
+		size_t end = min_size(n, CHUNKER_GEAR_MIN - 1 - base);
 
-		if (skip > n)
-			skip = n;
-		i += skip;
-		len += skip;
-	}
-	while (i < n && len < CHUNKER_GEAR_MIN - 1) {
-		h = (h << 1) + gear[p[i++]];
-		len++;
+		for (; i < end; i++)
+			h = (h << 1) + gear[p[i]];
 	}
 	/* Normalized chunking: harder to cut before the normal size. */
-	while (i < n && len < CHUNKER_GEAR_AVG - 1) {
-		h = (h << 1) + gear[p[i++]];
-		len++;
-		if ((h & MASK_S) == 0)
-			goto cut;
-	}
-	while (i < n) {
-		h = (h << 1) + gear[p[i++]];
-		len++;
-		if ((h & MASK_L) == 0 || len >= CHUNKER_MAX)
-			goto cut;
-	}
-	c->len = len;
+	if (i < n && base + i < CHUNKER_GEAR_AVG - 1 &&
+	    gear_span(p, &i, min_size(n, CHUNKER_GEAR_AVG - 1 - base), &h,
+		MASK_S))
+		goto cut;
+	if (i < n &&
+	    (gear_span(p, &i, min_size(n, CHUNKER_MAX - base), &h, MASK_L) ||
+		base + i >= CHUNKER_MAX))
+		goto cut;
+	c->len = base + i;
 	c->h = h;
 	*cut = false;
 	return i;

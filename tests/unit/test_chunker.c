@@ -1,6 +1,8 @@
 /*
  * Unit tests for chunker: boundaries independent of how the input is fed,
- * Gear size limits and resynchronisation after an insertion, signature
+ * Gear boundaries against a byte-by-byte model of the definition (on
+ * cuts placed at each limit too), size limits and resynchronisation after
+ * an insertion, signature
  * blobs, and the LBFS chunker against signatures the original program
  * stored in tests/golden/head-bzip2.
  */
@@ -93,6 +95,176 @@ test_feeding(enum chunker_kind k, const char *name, const unsigned char *p)
 	free(a);
 	free(b);
 	free(c);
+}
+
+/*
+ * The Gear chunker as chunker.h defines it, byte by byte with no
+ * shortcut: G from splitmix64, no cut before 2048 bytes, MASK_S up to
+ * 8192, MASK_L after, 65535 at most.  Boundaries are part of the stored
+ * format (signatures of old objects), so the fast scan must agree with
+ * this on every input.
+ */
+static uint64_t
+splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+static uint64_t model_g[256];
+
+static void
+model_init(void)
+{
+	uint64_t seed = UINT64_C(0x63756d756c757331);
+
+	for (int i = 0; i < 256; i++)
+		model_g[i] = splitmix64(&seed);
+}
+
+/* Take one byte into the chunk (*h, *len); true if the chunk ends. */
+static bool
+model_step(uint64_t *h, size_t *len, unsigned char byte)
+{
+	*h = (*h << 1) + model_g[byte];
+	++*len;
+	if ((*len >= 2048 && *len < 8192 &&
+		(*h & UINT64_C(0x0003590703530000)) == 0) ||
+	    (*len >= 8192 && (*h & UINT64_C(0x0000d90003530000)) == 0) ||
+	    *len >= 65535) {
+		*h = 0;
+		*len = 0;
+		return true;
+	}
+	return false;
+}
+
+static size_t
+model_gear(const unsigned char *p, size_t n, size_t *out, size_t max)
+{
+	uint64_t h = 0;
+	size_t len = 0, nb = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (model_step(&h, &len, p[i]) && nb < max)
+			out[nb++] = i + 1;
+	if ((nb == 0 || out[nb - 1] != n) && nb < max)
+		out[nb++] = n;
+	return nb;
+}
+
+/*
+ * Fill p[0 .. want - 1] with a chunk the definition ends at exactly
+ * ${want} bytes: random bytes that cut nothing, then the last 8 drawn
+ * again until they cut just there (the hash depends on the last 64
+ * bytes only, so each draw is cheap).  Random data alone seldom lands a
+ * cut on a limit between masks; this puts one on each.
+ */
+static void
+chunk_ending_at(unsigned char *p, size_t want)
+{
+	for (;;) {
+		uint64_t h = 0, h0;
+		size_t len = 0, len0;
+		bool early = false;
+
+		for (size_t i = 0; i + 8 < want && !early; i++) {
+			p[i] = (unsigned char)(prng_next(&rng) >> 24);
+			early = model_step(&h, &len, p[i]);
+		}
+		if (early)
+			continue;
+		h0 = h;
+		len0 = len;
+		for (long tries = 0; tries < 4000000; tries++) {
+			size_t i = want - 8;
+
+			h = h0;
+			len = len0;
+			for (; i < want; i++) {
+				p[i] = (unsigned char)(prng_next(&rng) >> 24);
+				if (model_step(&h, &len, p[i]))
+					break;
+			}
+			if (i == want - 1)
+				return;
+		}
+	}
+}
+
+/* Random bytes; runs of one byte (chunks cut at 65535); text-like bytes
+ * from a small alphabet; all three spliced: each fed whole, byte by byte
+ * and in random pieces. */
+static void
+test_gear_model(const unsigned char *random)
+{
+	size_t max = DATA_SIZE / 1024 + 64;
+	size_t *want = malloc(max * sizeof(*want)),
+	       *got = malloc(max * sizeof(*got));
+	unsigned char *p = malloc(DATA_SIZE);
+	static const char *const name[] = { "random", "constant", "text",
+		"spliced" };
+	/* Chunk lengths at each limit of the definition, and beside it. */
+	static const size_t limit[] = { 2048, 2049, 2050, 2051, 2052, 8190, 8191,
+		8192, 8193, 8194, 8195, 8196 };
+	size_t pos = 0, nw, bad = 0;
+
+	model_init();
+
+	for (int kind = 0; kind < 4; kind++) {
+		bad = 0;
+
+		for (size_t i = 0; i < DATA_SIZE; i++) {
+			uint64_t r = prng_next(&rng);
+
+			if (kind == 0)
+				p[i] = random[i];
+			else if (kind == 1)
+				p[i] = (unsigned char)(i < DATA_SIZE / 2 ? 0 : 'x');
+			else if (kind == 2)
+				p[i] = (unsigned char)"etaoin shrdlu\n{};"[r % 17];
+			else
+				p[i] = (i / 100000) % 3 == 0 ? random[i]
+				    : (i / 100000) % 3 == 1   ? 0
+							      : (unsigned char)(' ' + r % 4);
+		}
+		nw = model_gear(p, DATA_SIZE, want, max);
+		for (int mode = 0; mode < 3; mode++) {
+			size_t ng = boundaries(CHUNKER_GEAR, p, DATA_SIZE, mode,
+			    got, max);
+
+			if (ng != nw || memcmp(got, want, nw * sizeof(*got)))
+				bad++;
+		}
+		ok(nw > 1 && bad == 0,
+		    "gear: %s data, fed three ways, cut where the definition "
+		    "cuts (%zu chunks)",
+		    name[kind], nw);
+	}
+	for (size_t k = 0; k < sizeof(limit) / sizeof(limit[0]); k++) {
+		chunk_ending_at(p + pos, limit[k]);
+		pos += limit[k];
+	}
+	nw = model_gear(p, pos, want, max);
+	bad = nw == sizeof(limit) / sizeof(limit[0]) ? 0 : 1;
+	for (size_t k = 0, end = 0; k < nw && !bad; k++)
+		if (want[k] != (end += limit[k]))
+			bad++;
+	for (int mode = 0; mode < 3; mode++) {
+		size_t ng = boundaries(CHUNKER_GEAR, p, pos, mode, got, max);
+
+		if (ng != nw || memcmp(got, want, nw * sizeof(*got)))
+			bad++;
+	}
+	ok(bad == 0,
+	    "gear: chunks of 2048-2052 and 8190-8196 bytes cut where the "
+	    "definition cuts, fed three ways");
+	free(p);
+	free(want);
+	free(got);
 }
 
 /* An insertion changes only the chunks around it. */
@@ -275,6 +447,7 @@ main(void)
 	fill(p, DATA_SIZE);
 	test_feeding(CHUNKER_GEAR, "gear", p);
 	test_feeding(CHUNKER_LBFS, "lbfs", p);
+	test_gear_model(p);
 	test_shift(p);
 	test_blobs();
 	test_golden();
