@@ -2,9 +2,8 @@
  * Unit tests for chunker: boundaries independent of how the input is fed,
  * Gear boundaries against a byte-by-byte model of the definition (on
  * cuts placed at each limit too), size limits and resynchronisation after
- * an insertion, signature
- * blobs, and the LBFS chunker against signatures the original program
- * stored in tests/golden/head-bzip2.
+ * an insertion, signature blobs, and the LBFS chunker against signatures
+ * the original program stored in tests/golden/head-bzip2.
  */
 #include <stdint.h>
 #include <stdio.h>
