@@ -268,6 +268,54 @@ for step, label, bcol in STEPS:
             line += ' | %9.2f' % (s[0] / 1e6 if s else float('nan'))
         out.append(line + flag(step, t))
     out.append('')
+# The targets of issue 8, each from the table's medians (the verdict) and
+# round by round, so a reader need not redo the arithmetic.
+def rounds_of(step, tool, key):
+    per = data.get((step, tool), {})
+    return {rnd: statistics.median([x[key] for x in v if x[key] is not None])
+            for rnd, v in per.items() if any(x[key] is not None for x in v)}
+
+def floor_by_round():
+    """(tree-read CPU + one SHA-256 pass over the tarball + zstd -3 CPU) / 2"""
+    read, sha, z = (rounds_of('tree-read', 'machine', 'cpu'),
+                    rounds_of('sha256', 'machine', 'rate'),
+                    rounds_of('zstd3', 'machine', 'cpu'))
+    size = rounds_of('tree-read', 'machine', 'bytes')
+    return {r: (read[r] + size[r] / 1e6 / sha[r] + z[r]) / 2
+            for r in read if r in sha and r in z and r in size and sha[r] > 0}
+
+def target(label, num, den, limit, above=False):
+    """num, den: {round: value}; ratio of their medians against limit"""
+    common = sorted(set(num) & set(den), key=int)
+    if not common or any(den[r] == 0 for r in common):
+        return
+    med = statistics.median(num[r] for r in common) / statistics.median(den[r] for r in common)
+    met = med >= limit if above else med <= limit
+    out.append('  %-44s %6.2f  %-4s  by round: %s' % (
+        label, med, 'met' if met else 'MISS',
+        ' '.join('%.2f' % (num[r] / den[r]) for r in common)))
+
+if ('initial', 'cumulus') in data and ('initial', 'restic') in data:
+    out.append('Targets (ratio of the medians, and each round\'s own ratio)')
+    W = lambda step, tool='cumulus': rounds_of(step, tool, 'wall')
+    target('initial backup <= 0.5 x restic', W('initial'), W('initial', 'restic'), 0.5)
+    fl = floor_by_round()
+    if fl:
+        target('initial backup <= 1.5 x two-core floor', W('initial'), fl, 1.5)
+    target('no-change <= 0.15 x restic', W('nochange'), W('nochange', 'restic'), 0.15)
+    target('1% changed <= 0.3 x restic', W('changed'), W('changed', 'restic'), 0.3)
+    target('restore of the tree <= 0.8 x restic', W('restore'), W('restore', 'restic'), 0.8)
+    target('1 GiB restore <= 0.8 x restic', W('large-restore'), W('large-restore', 'restic'), 0.8)
+    target('store after initial <= 0.85 x restic', rounds_of('initial', 'cumulus', 'bytes'),
+           rounds_of('initial', 'restic', 'bytes'), 0.85)
+    for step, _, _ in STEPS:
+        if step != 'initial-t1':
+            target('peak memory, %s <= 0.25 x restic' % step, rounds_of(step, 'cumulus', 'rss'),
+                   rounds_of(step, 'restic', 'rss'), 0.25)
+    target('1 GiB edit, bytes added <= 0.5 x restic', rounds_of('large-edit', 'cumulus', 'bytes'),
+           rounds_of('large-edit', 'restic', 'bytes'), 0.5)
+    target('two threads >= 1.7 x one (initial)', W('initial-t1'), W('initial'), 1.7, above=True)
+    out.append('')
 if fails:
     out.append('Failures (see the logs directory):')
     out += ['  ' + f for f in fails]
