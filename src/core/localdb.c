@@ -207,6 +207,8 @@ static const char *const st_sql[ST_COUNT] = {
 	    " SELECT ?1, segmentid, size FROM snapshot_segrefs",
 	[ST_ALG] = "SELECT 1 FROM block_index"
 	    " WHERE checksum >= ?1 AND checksum < ?2 LIMIT 1",
+	/* No index on size: a scan, run once per backup at most. */
+	[ST_ANY_SIZE] = "SELECT 1 FROM block_index WHERE size = ?1 LIMIT 1",
 	[ST_SIG_GET] = "SELECT g.algorithm, g.signatures"
 	    " FROM subblock_signatures g"
 	    " JOIN block_index b ON b.blockid = g.blockid"
@@ -1503,6 +1505,22 @@ localdb_legacy_algorithms(struct localdb *db, unsigned *mask)
 			*mask |= 1u << algs[i];
 	}
 	return 0;
+}
+
+int
+localdb_any_block_of_size(struct localdb *db, uint64_t size)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (check_u63(size, "size") || stage_flush(db) ||
+	    (s = stmt(db, ST_ANY_SIZE)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, (int64_t)size);
+	if ((r = step(db, s, "look for a block size")) < 0)
+		return -1;
+	done(s);
+	return r;
 }
 
 int

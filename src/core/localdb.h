@@ -148,6 +148,13 @@ void localdb_free_list(char **list, size_t n);
  */
 int localdb_legacy_algorithms(struct localdb *db, unsigned *mask);
 /*
+ * Whether block_index has any row, expired or not, of ${size} bytes,
+ * staged rows included (they are written first).  A scan of the table:
+ * for a question asked once, such as whether any aligned whole block
+ * could be found.  1, 0, or -1 on error.
+ */
+int localdb_any_block_of_size(struct localdb *db, uint64_t size);
+/*
  * Remember that ${segment} is gone from the store: its blocks are no longer
  * found or available.  Creates the extension table missing_segments on
  * first use.  0 or -1.

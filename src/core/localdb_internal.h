@@ -34,6 +34,7 @@ enum st {
 	ST_SEGLIST,
 	ST_UTIL,
 	ST_ALG,
+	ST_ANY_SIZE,
 	ST_SIG_GET,
 	ST_SIG_GET_ID,
 	ST_SIG_PUT_ID,

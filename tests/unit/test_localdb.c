@@ -306,6 +306,13 @@ test_head_fixture(void)
 	ok(localdb_block_available(db, "no-such-segment", 0) == 0,
 	    "unknown segment not available");
 
+	ok(localdb_any_block_of_size(db, 1048576) ==
+		(sq_int(h, "SELECT count(*) FROM block_index WHERE "
+		    "size = 1048576") > 0) &&
+	    localdb_any_block_of_size(db, 1048575) ==
+		(sq_int(h, "SELECT count(*) FROM block_index WHERE "
+		    "size = 1048575") > 0),
+	    "blocks of 1 MiB and of 1 MiB - 1 found by size as SQL counts them");
 	ok(localdb_legacy_algorithms(db, &mask) == 0, "legacy algorithms");
 	ok(mask == ((sq_int(h, "SELECT count(*) FROM block_index WHERE "
 	    "checksum LIKE 'sha1=%'") > 0 ? 1u << HASH_SHA1 : 0) |
@@ -566,6 +573,10 @@ test_session(void)
 	    350, 123, "data") == 0, "add segment");
 	ok(sq_int(h, "SELECT count(*) FROM block_index") == 0,
 	    "nothing visible to other connections before commit");
+	ok(localdb_any_block_of_size(db, 200) == 1 &&
+	    localdb_any_block_of_size(db, 50) == 1 &&
+	    localdb_any_block_of_size(db, 300) == 0,
+	    "blocks of 200 and 50 bytes staged are seen by size, none of 300");
 
 	ok(localdb_find_block(db, "sha256=bb", 200, &r) == 1 &&
 	    strcmp(r.segment, "segA") == 0 && r.seq == 1, "find stored block");
