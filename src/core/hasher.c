@@ -120,7 +120,8 @@ run_part(struct hasher *h, int part, const struct hasher_job *j, uint64_t seq)
 	if (part == PART_HASH) {
 		if (j->running != NULL)
 			hash_update(j->running, j->p, j->n);
-		return hash_buffer(HASH_SHA256, j->p, j->n, j->sum);
+		return j->sum == NULL ? 0
+				      : hash_buffer(HASH_SHA256, j->p, j->n, j->sum);
 	}
 	return cut_block(h, j, seq);
 }

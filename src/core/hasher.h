@@ -5,7 +5,8 @@
  * A file too large for read-ahead (prefetch.h) is read in line by the
  * backup's main thread, one block at a time.  Each block is hashed into
  * the file's running SHA-256 and on its own (the block's object
- * checksum), and, when it is new, cut into Gear chunks, each hashed too.
+ * checksum, when the caller may look it up whole), and, when it is new,
+ * cut into Gear chunks, each hashed too.
  * None of that needs anything but the bytes, so the main thread hands
  * every block to the helper as soon as it is read, and stores a block
  * once its job is done.  Up to HASHER_DEPTH jobs wait in order, so the
@@ -63,7 +64,7 @@ struct hasher_job {
 	const unsigned char *p;
 	size_t n;
 	struct hash *running; /* updated with the block, or NULL */
-	char *sum; /* gets its SHA-256, "sha256=<hex>" */
+	char *sum; /* gets its SHA-256, "sha256=<hex>", or NULL: not wanted */
 	/* Cut it into Gear chunks too, if not NULL: from a fresh chunker if
 	 * first (the file's first block), else continuing the job started
 	 * just before, which must have cut too (otherwise this one cuts

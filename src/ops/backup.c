@@ -89,6 +89,9 @@ struct backup {
 	struct segment_writer *sw;
 	struct metalog *ml;
 	unsigned legacy_algs;
+	/* Whether the database has an object of exactly BLOCK_SIZE bytes
+	 * (full_blocks), once asked (full_blocks_known): full_block_lookup(). */
+	bool full_blocks_known, full_blocks;
 	time_t now;
 	struct timespec last_progress;
 	unsigned char *block;
@@ -893,6 +896,8 @@ sub_flush_literal(struct backup *b)
 		ref_set_object(&r, uuid, seq);
 		b->res->stats.bytes_new += n;
 		set_status(s->status, "new");
+		if (n == BLOCK_SIZE)
+			b->full_blocks = true;
 	}
 	r.range = REF_RANGE_BARE;
 	r.length = n;
@@ -1132,6 +1137,30 @@ sub_block_cut(struct backup *b, const unsigned char *p, size_t n,
 	return 0;
 }
 
+/*
+ * Whether an aligned block of ${n} bytes could be found whole: 0 for a
+ * full block when no object of BLOCK_SIZE bytes exists, so that neither
+ * the helper nor sub_block() hashes it only to look it up.  Objects of
+ * exactly BLOCK_SIZE come from the original program and from backups
+ * before sub-file chunking; ours, cut at chunk boundaries, almost never
+ * have that size (sub_flush_literal() notes one that does).  Skipping
+ * saves one SHA-256 pass over every full block of a new large file
+ * (about a quarter of its hashing).  1, 0, or -1 on error.
+ */
+static int
+full_block_lookup(struct backup *b, size_t n)
+{
+	int r;
+
+	if (n != BLOCK_SIZE || b->full_blocks_known)
+		return n != BLOCK_SIZE || b->full_blocks;
+	if ((r = localdb_any_block_of_size(b->db, BLOCK_SIZE)) < 0)
+		return -1;
+	b->full_blocks_known = true;
+	b->full_blocks = r == 1;
+	return r;
+}
+
 /* Feed one read block (aligned at a multiple of BLOCK_SIZE).  ${pre}: the
  * whole file, read and hashed ahead (prefetch.h), or NULL.  ${known}: the
  * block's SHA-256, computed ahead (hasher.h), or NULL; ${cuts}: its
@@ -1153,6 +1182,11 @@ sub_block(struct backup *b, const unsigned char *p, size_t n,
 
 		if (all_zero(p, n))
 			return sub_cut(b) || sub_emit_zero(b, n) ? -1 : 0;
+		if (!s->plain && (found = full_block_lookup(b, n)) <= 0) {
+			if (found < 0)
+				return -1;
+			goto chunks;
+		}
 		if (pre)
 			memcpy(sum, pre->sum, HASH_STR_MAX);
 		else if (known)
@@ -1171,6 +1205,7 @@ sub_block(struct backup *b, const unsigned char *p, size_t n,
 		if (s->plain)
 			return sub_plain_block(b, p, n, sum);
 	}
+chunks:
 	/* Chunks cut ahead are those of a fresh Gear chunker over the file. */
 	if (pre && pre->chunks && s->kind == CHUNKER_GEAR && s->nfed == 1 &&
 	    s->clen == 0) {
@@ -1245,9 +1280,20 @@ get_hasher(struct backup *b)
 	return 0;
 }
 
+/* Whether the helper should compute the checksum of an ${n}-byte block
+ * of the file being read: only if sub_block() may look it up whole.  1,
+ * 0, or -1 on error. */
+static int
+want_block_sum(struct backup *b, size_t n)
+{
+	if (!b->sub->aligned)
+		return 0;
+	return b->sub->plain ? 1 : full_block_lookup(b, n);
+}
+
 /*
  * Hand block ${p} (${n} bytes) to the helper: it hashes the block into
- * ${running} and ${sum} and, if we chunk with Gear, cuts it into ${cuts},
+ * ${running} and ${sum} (unless NULL) and, if we chunk with Gear, cuts it into ${cuts},
  * from a fresh chunker if ${first}, else continuing the block before;
  * ${last}: the file ends with it.  0 or -1.
  */
@@ -1306,7 +1352,10 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	unsigned char *bufs[2] = { b->block, NULL };
 	char sums[2][HASH_STR_MAX], error[2][256];
 	ssize_t len[2] = { 0, 0 };
-	bool queued[2] = { false, false }, helper = false;
+	/* summed[i]: the helper puts the block's checksum in sums[i] (only
+	 * when sub_block() would look the block up whole). */
+	bool queued[2] = { false, false }, summed[2] = { false, false };
+	bool helper = false;
 	int cur = 0, rc;
 
 	buf_reset(&b->data);
@@ -1325,8 +1374,11 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 			goto fail;
 		bufs[1] = b->block2;
 		helper = true;
-		if (start_hasher(b, bufs[0], BLOCK_SIZE, &h, sums[0],
-			&b->cuts[0], true, false))
+		if ((rc = want_block_sum(b, BLOCK_SIZE)) < 0)
+			goto fail;
+		summed[0] = rc == 1;
+		if (start_hasher(b, bufs[0], BLOCK_SIZE, &h,
+			summed[0] ? sums[0] : NULL, &b->cuts[0], true, false))
 			goto fail;
 		queued[0] = true;
 	}
@@ -1355,8 +1407,12 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 				snprintf(error[nxt], sizeof(error[nxt]), "%s",
 				    err_msg());
 			} else if (len[nxt] > 0) {
+				if ((rc = want_block_sum(b, (size_t)len[nxt])) < 0)
+					goto fail;
+				summed[nxt] = rc == 1;
 				if (start_hasher(b, bufs[nxt], (size_t)len[nxt],
-					&h, sums[nxt], &b->cuts[nxt], false,
+					&h, summed[nxt] ? sums[nxt] : NULL,
+					&b->cuts[nxt], false,
 					(size_t)len[nxt] < BLOCK_SIZE))
 					goto fail;
 				queued[nxt] = true;
@@ -1377,7 +1433,8 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 		}
 		total += (uint64_t)r;
 		b->res->stats.bytes_read += (uint64_t)r;
-		rc = sub_block(b, p, (size_t)r, pre, known ? sums[cur] : NULL,
+		rc = sub_block(b, p, (size_t)r, pre,
+		    known && summed[cur] ? sums[cur] : NULL,
 		    known ? &b->cuts[cur] : NULL);
 		if (rc)
 			goto fail;
