@@ -1161,6 +1161,17 @@ full_block_lookup(struct backup *b, size_t n)
 	return r;
 }
 
+/* Whether an ${n}-byte block of the file being read is looked up whole,
+ * and so needs its own checksum: the one decision for sub_block() and
+ * for the helper that hashes ahead of it.  1, 0, or -1 on error. */
+static int
+want_block_sum(struct backup *b, size_t n)
+{
+	if (!b->sub->aligned)
+		return 0;
+	return b->sub->plain ? 1 : full_block_lookup(b, n);
+}
+
 /* Feed one read block (aligned at a multiple of BLOCK_SIZE).  ${pre}: the
  * whole file, read and hashed ahead (prefetch.h), or NULL.  ${known}: the
  * block's SHA-256, computed ahead (hasher.h), or NULL; ${cuts}: its
@@ -1182,7 +1193,7 @@ sub_block(struct backup *b, const unsigned char *p, size_t n,
 
 		if (all_zero(p, n))
 			return sub_cut(b) || sub_emit_zero(b, n) ? -1 : 0;
-		if (!s->plain && (found = full_block_lookup(b, n)) <= 0) {
+		if ((found = want_block_sum(b, n)) <= 0) {
 			if (found < 0)
 				return -1;
 			goto chunks;
@@ -1280,21 +1291,11 @@ get_hasher(struct backup *b)
 	return 0;
 }
 
-/* Whether the helper should compute the checksum of an ${n}-byte block
- * of the file being read: only if sub_block() may look it up whole.  1,
- * 0, or -1 on error. */
-static int
-want_block_sum(struct backup *b, size_t n)
-{
-	if (!b->sub->aligned)
-		return 0;
-	return b->sub->plain ? 1 : full_block_lookup(b, n);
-}
-
 /*
  * Hand block ${p} (${n} bytes) to the helper: it hashes the block into
- * ${running} and ${sum} (unless NULL) and, if we chunk with Gear, cuts it into ${cuts},
- * from a fresh chunker if ${first}, else continuing the block before;
+ * ${running} and ${sum} (unless NULL) and, if we chunk with Gear, cuts
+ * it into ${cuts}, from a fresh chunker if ${first}, else continuing the
+ * block before;
  * ${last}: the file ends with it.  0 or -1.
  */
 static int
