@@ -82,6 +82,7 @@ struct backup {
 	const struct backup_options *o;
 	const struct backup_callbacks *cb;
 	struct backup_result *res;
+	int workers; /* compression and read-ahead: backup_worker_count() */
 	struct store *store;
 	struct localdb *db;
 	struct statcache *sc;
@@ -2337,12 +2338,32 @@ mark_absent(struct backup *b)
 	return rc;
 }
 
-/* Read-ahead workers, one per thread, when there are several. */
+/*
+ * One more worker than cores by default: with one per core, a worker woken
+ * while both cores are busy can wait queued there for up to a scheduler
+ * tick although the other core has just gone idle (the benchmark
+ * machine's kernel sees no cache shared between its two cores, so it
+ * neither places a woken thread on the idle core nor moves it there
+ * before its periodic balance); a third worker is more often runnable on
+ * the idle core.  Initial backup of the linux tree, 35 interleaved rounds
+ * in four sets: 3-8 % less wall time than two workers in every set, the
+ * same CPU time, 2 MiB more peak memory.
+ */
+int
+backup_worker_count(int threads, long cores)
+{
+	if (threads > 0)
+		return threads;
+	if (cores <= 1)
+		return 1;
+	return cores >= 64 ? 64 : (int)cores + 1;
+}
+
+/* Read-ahead workers, one per worker thread, when there are several. */
 static int
 start_prefetch(struct backup *b)
 {
-	long n = b->o->threads > 0 ? b->o->threads
-				   : sysconf(_SC_NPROCESSORS_ONLN);
+	int n = b->workers;
 
 	if (n < 2)
 		return 0;
@@ -2350,7 +2371,7 @@ start_prefetch(struct backup *b)
 		err_set("out of memory");
 		return -1;
 	}
-	return prefetch_create((int)(n > 64 ? 64 : n), &b->pf);
+	return prefetch_create(n > 64 ? 64 : n, &b->pf);
 }
 
 int
@@ -2394,14 +2415,16 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	bool committed = false;
 	/* Several threads: the walk, new rows for SQLite and the read-ahead
 	 * each run on threads of their own. */
-	const bool threads = o->threads > 1 ||
-	    (o->threads <= 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1);
+	const int workers = backup_worker_count(o->threads,
+	    sysconf(_SC_NPROCESSORS_ONLN));
+	const bool threads = workers > 1;
 
 	memset(&b, 0, sizeof(b));
 	memset(res, 0, sizeof(*res));
 	b.o = o;
 	b.cb = cb;
 	b.res = res;
+	b.workers = workers;
 	stanza_init(&b.st);
 	buf_init(&b.text, BUF_UNLIMITED);
 	buf_init(&b.data, BUF_UNLIMITED);
@@ -2497,7 +2520,7 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	cfg.filter = o->filter;
 	cfg.extension = o->filter_extension;
 	cfg.target_size = o->segment_size;
-	cfg.threads = o->threads;
+	cfg.threads = workers;
 	if (segment_writer_open(b.store, &cfg, on_segment, &b, &b.sw) ||
 	    metalog_open(b.sw, b.db, b.scw, &b.ml))
 		goto out;

@@ -54,7 +54,7 @@ struct backup_options {
 	bool rebuild_statcache;
 	bool verbose;
 	uint64_t segment_size; /* 0: 4 MiB */
-	int threads;           /* 0: number of cores */
+	int threads;           /* 0: backup_worker_count()'s default */
 	const char *const *paths;
 	size_t npaths;
 };
@@ -70,15 +70,21 @@ struct backup_result {
 	size_t ngroups;
 };
 
+/* Whether ${scheme} (NULL: none) is a usable scheme name: no '/', no
+ * whitespace, no leading '.'.  0, or -1 (error recorded). */
+int backup_check_scheme(const char *scheme);
+
+/* Compression and read-ahead workers for --threads=${threads} (0: the
+ * default) with ${cores} online cores: ${threads}, else one more than the
+ * cores when there are several (1 with one, or when sysconf failed), at
+ * most 64. */
+int backup_worker_count(int threads, long cores);
+
 /*
  * Run one backup.  0 when the snapshot is committed (result->stats.warnings
  * says whether entries were skipped), -1 when nothing was committed (error
  * recorded).
  */
-/* Whether ${scheme} (NULL: none) is a usable scheme name: no '/', no
- * whitespace, no leading '.'.  0, or -1 (error recorded). */
-int backup_check_scheme(const char *scheme);
-
 int backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
     struct backup_result *result);
 

@@ -160,6 +160,40 @@ else
 	done
 fi
 
+# How many workers a backup starts: --threads as given, else one more
+# than the cores when there are several (backup_worker_count).  An upload
+# script sees them: on each file it is sent, it counts the backup's
+# read-ahead and compression threads by name.
+cat >"$T/count.sh" <<'EOS'
+p=$PPID
+while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" != cumulus ]; do
+	p=$(sed 's/.*) //' /proc/$p/stat | cut -d' ' -f2)
+done
+while read -r verb type name path; do
+	echo "$(grep -lx cumulus-read /proc/$p/task/*/comm 2>/dev/null | wc -l)" \
+		"$(grep -lx cumulus-zstd /proc/$p/task/*/comm 2>/dev/null | wc -l)" \
+		"$verb $type" >>"$COUNTS"
+	echo OK
+done
+EOS
+workers_seen() { # THREADS-OPTION...: "most read-ahead, most zstd threads"
+	rm -f "$T/counts"
+	(cd "$src" && COUNTS="$T/counts" "$CUMULUS" --localdb="$T/w.db" \
+		--upload-script="sh '$T/count.sh'" --segment-size=64K "$@" tree) \
+		>"$T/w.out" 2>&1 || { echo "backup failed: $(cat "$T/w.out")"; return; }
+	awk '$1 > r { r = $1 } $2 > z { z = $2 } END { print r + 0, z + 0 }' "$T/counts"
+	rm -rf "$T/w.db"
+}
+cores=$(getconf _NPROCESSORS_ONLN)
+if [ "$cores" -gt 1 ]; then
+	test_eq "by default, one more worker than the $cores cores" \
+		"$(workers_seen)" "$((cores + 1)) $((cores + 1))"
+else
+	test_eq "by default on one core, no workers" "$(workers_seen)" "0 0"
+fi
+test_eq "--threads=2: two of each" "$(workers_seen --threads=2)" "2 2"
+test_eq "--threads=1: none" "$(workers_seen --threads=1)" "0 0"
+
 # A store that fails while files wait for their turn: the backup fails
 # with a message, publishes nothing, and leaves no temp file.
 mkdir -p "$T/sbad"
