@@ -296,7 +296,8 @@ def target(label, num, den, limit, above=False):
         return
     med = statistics.median(num[r] for r in common) / statistics.median(den[r] for r in common)
     met = med >= limit if above else med <= limit
-    out.append('  %-44s %6.2f  %-4s  by round: %s' % (
+    # three decimals: 0.501 must not read as a missed 0.50
+    out.append('  %-44s %6.3f  %-4s  by round: %s' % (
         label, med, 'met' if met else 'MISS',
         ' '.join('%.2f' % (num[r] / den[r]) for r in common)))
 
@@ -438,7 +439,7 @@ apply_change() {
 versions() {
 	echo "date:      $(date -Is)"
 	echo "host:      $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
-	echo "cumulus:   $COMMIT$([ "$DIRTY" = 0 ] || echo " (+$DIRTY modified tracked files)"); zstd level 3 (built-in), no encryption, $(nproc) threads"
+	echo "cumulus:   $COMMIT$([ "$DIRTY" = 0 ] || echo " (+$DIRTY modified tracked files)"); zstd level 3 (built-in), no encryption, default --threads (one worker more than the $(getconf _NPROCESSORS_ONLN) cores)"
 	echo "restic:    $(restic version | head -n1); repository v2: AES-256 encryption + zstd compression 'auto'"
 	echo "borg:      $(borg --version); -e repokey-blake2 (AES-256 + BLAKE2b), default compression lz4"
 	echo "data:      $TREE ($TREEBYTES bytes as plain tar), rounds: $ROUNDS, large-file section: $LARGE, many empty files: $MANY"
