@@ -2345,9 +2345,10 @@ mark_absent(struct backup *b)
  * machine's kernel sees no cache shared between its two cores, so it
  * neither places a woken thread on the idle core nor moves it there
  * before its periodic balance); a third worker is more often runnable on
- * the idle core.  Initial backup of the linux tree, 35 interleaved rounds
- * in four sets: 3-8 % less wall time than two workers in every set, the
- * same CPU time, 2 MiB more peak memory.
+ * the idle core.  Initial backup of the linux tree, interleaved rounds
+ * against two workers: 2-4 % less wall time (median of the paired ratios
+ * in four sets, 27 of 40 pairs faster), the same CPU time, 2 MiB more
+ * peak memory (docs/design.md).
  */
 int
 backup_worker_count(int threads, long cores)
