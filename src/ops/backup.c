@@ -82,7 +82,6 @@ struct backup {
 	const struct backup_options *o;
 	const struct backup_callbacks *cb;
 	struct backup_result *res;
-	int workers; /* compression and read-ahead: backup_worker_count() */
 	struct store *store;
 	struct localdb *db;
 	struct statcache *sc;
@@ -2360,12 +2359,10 @@ backup_worker_count(int threads, long cores)
 	return cores >= 64 ? 64 : (int)cores + 1;
 }
 
-/* Read-ahead workers, one per worker thread, when there are several. */
+/* ${n} read-ahead workers (backup_worker_count()), when more than one. */
 static int
-start_prefetch(struct backup *b)
+start_prefetch(struct backup *b, int n)
 {
-	int n = b->workers;
-
 	if (n < 2)
 		return 0;
 	if ((b->pq = calloc(PQ_MAX, sizeof(*b->pq))) == NULL) {
@@ -2425,7 +2422,6 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	b.o = o;
 	b.cb = cb;
 	b.res = res;
-	b.workers = workers;
 	stanza_init(&b.st);
 	buf_init(&b.text, BUF_UNLIMITED);
 	buf_init(&b.data, BUF_UNLIMITED);
@@ -2525,7 +2521,7 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	if (segment_writer_open(b.store, &cfg, on_segment, &b, &b.sw) ||
 	    metalog_open(b.sw, b.db, b.scw, &b.ml))
 		goto out;
-	if (start_prefetch(&b))
+	if (start_prefetch(&b, workers))
 		goto out;
 	if (dump_roots(&b, roots, nroots, threads))
 		goto out;
