@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -1159,21 +1158,6 @@ pool_start(struct rst *r, int threads)
 
 	if (n < 2)
 		return 0;
-	/*
-	 * This thread allocates the data of every file up to WQ_FILE_MAX and
-	 * a writer frees it.  glibc raises its mmap threshold to the size of
-	 * the largest mapped block freed (up to 32 MiB), so after the first
-	 * large file those buffers came from the heap, whose holes put the
-	 * peak of the linux tree's restore at 30-47 MiB, the more the slower
-	 * the writers.  Fixed at glibc's default (which stops the raising),
-	 * buffers of 128 KiB or more are mapped and unmapped: 26-27 MiB in
-	 * every run, times within this machine's noise (their first-touch
-	 * faults cost about 0.2 s of kernel time for the tree's 163 MB of
-	 * such files).  Process-wide; a restore runs alone.
-	 */
-#ifdef M_MMAP_THRESHOLD
-	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-#endif
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		err_set("out of memory");
 		return -1;
