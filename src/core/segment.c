@@ -82,7 +82,6 @@ segment_writer_open(struct store *st, const struct segment_config *cfg,
     segment_closed_fn *cb, void *arg, struct segment_writer **out)
 {
 	struct segment_writer *w = calloc(1, sizeof(*w));
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
 	*out = NULL;
 	if (w == NULL)
@@ -92,7 +91,7 @@ segment_writer_open(struct store *st, const struct segment_config *cfg,
 	w->cb_arg = arg;
 	w->target = cfg->target_size ? cfg->target_size : SEGMENT_DEFAULT_TARGET;
 	w->level = cfg->zstd_level ? cfg->zstd_level : 3;
-	w->threads = cfg->threads > 0 ? cfg->threads : (int)(cores > 0 ? cores : 1);
+	w->threads = cfg->threads > 0 ? cfg->threads : 1;
 	if (cfg->filter && cfg->filter[0]) {
 		w->filter = strdup(cfg->filter);
 		if (w->filter == NULL)

@@ -33,7 +33,7 @@ struct segment_config {
 	const char *extension; /* after ".tar"; NULL: ".zst" (or ".bz2"...) */
 	uint64_t target_size;  /* stored bytes; 0: SEGMENT_DEFAULT_TARGET */
 	int zstd_level;        /* 0: 3 */
-	int threads;           /* zstd workers per open segment; 0: cores */
+	int threads;           /* zstd workers per open segment; <= 1: none */
 };
 
 /* What a closed (durably stored) segment is. */
