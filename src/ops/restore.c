@@ -1020,11 +1020,19 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
  * WQ_FILE_MAX bytes into memory (verifying it, as in line), makes its way
  * (parents, --force) and hands the writers a descriptor of its validated
  * parent directory, its name, its data and attributes; they create it
- * exactly as restore_one() would.  At most WQ_BYTES of data wait.  Links
- * and directory attributes come after every writer has finished.
+ * exactly as restore_one() would.  Links and directory attributes come
+ * after every writer has finished.
+ *
+ * The jobs live in one ring of WQ_RING bytes, in the order they are made;
+ * a job's space is reused once it and every older job are written.  The
+ * ring bounds the data waiting, and its memory is allocated once: jobs
+ * malloc'd one by one, by this thread and freed by the writers, left the
+ * heap with holes, and the peak memory of a restore of the linux tree
+ * varied from 30 to 52 MiB.  A job too large for it (a path of over a
+ * MiB) is malloc'd.
  */
 #define WQ_FILE_MAX ((uint64_t)1 << 20)
-#define WQ_BYTES ((size_t)4 << 20)
+#define WQ_RING ((size_t)4 << 20)
 #define WQ_BATCH 16
 #define WQ_BATCH_BYTES ((size_t)512 << 10)
 #define WQ_MAX_THREADS 8
@@ -1038,7 +1046,10 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
 #define BULK_BUF ((size_t)1 << 20)
 
 struct wjob {
-	struct wjob *next;
+	struct wjob *next; /* in the queue, or in a batch taken */
+	struct wjob *later; /* the next job made in the ring */
+	bool in_ring;
+	bool done; /* written: its space is free once the older ones are */
 	struct dirh *dir; /* the parent directory (a reference), or NULL */
 	int dirfd;        /* its descriptor, or the destination's */
 	char *base;
@@ -1063,13 +1074,104 @@ struct wpool {
 	bool stop;
 	int n;
 	pthread_t th[WQ_MAX_THREADS];
+	unsigned char *ring; /* WQ_RING bytes */
+	size_t ring_head, ring_tail; /* the next free byte; the oldest job */
+	struct wjob *oldest, *newest; /* the jobs in the ring, oldest first */
 };
 
+/* Wake the idle writers if jobs wait (the lock held). */
 static void
-wjob_free(struct wjob *j)
+pool_wake(struct wpool *p)
 {
-	dirh_put(j->dir);
-	free(j); /* with its name, path and data */
+	if (p->head != NULL && p->idle > 0)
+		pthread_cond_broadcast(&p->work);
+}
+
+/* Where ${need} bytes fit in the ring (the lock held); false if they do
+ * not yet.  Jobs are contiguous: a job that does not fit before the end
+ * goes to the start, if the oldest job leaves room there. */
+static bool
+ring_fit(const struct wpool *p, size_t need, size_t *at)
+{
+	if (p->oldest == NULL) {
+		*at = 0;
+		return true;
+	}
+	/* The ends are never equal while jobs live: the comparisons with
+	 * the tail are strict. */
+	if (p->ring_head > p->ring_tail) { /* jobs in [tail, head) */
+		if (WQ_RING - p->ring_head >= need)
+			*at = p->ring_head;
+		else if (p->ring_tail > need)
+			*at = 0;
+		else
+			return false;
+		return true;
+	}
+	if (p->ring_tail - p->ring_head > need) { /* wrapped */
+		*at = p->ring_head;
+		return true;
+	}
+	return false;
+}
+
+/* A zeroed job of ${size} bytes of data and ${extra} more, waiting for
+ * room in the ring; NULL when out of memory (error set). */
+static struct wjob *
+job_alloc(struct wpool *p, size_t size, size_t extra)
+{
+	const size_t align = _Alignof(struct wjob);
+	size_t need = (sizeof(struct wjob) + size + extra + align - 1) &
+	    ~(align - 1);
+	struct wjob *j;
+	size_t at;
+
+	if (need > WQ_RING / 2) {
+		if ((j = malloc(need)) == NULL) {
+			err_set("out of memory");
+			return NULL;
+		}
+		memset(j, 0, sizeof(*j));
+		return j;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (!ring_fit(p, need, &at)) {
+		pool_wake(p);
+		p->waiting++;
+		pthread_cond_wait(&p->room, &p->lock);
+		p->waiting--;
+	}
+	j = (struct wjob *)(void *)(p->ring + at);
+	memset(j, 0, sizeof(*j));
+	j->in_ring = true;
+	if (p->newest != NULL)
+		p->newest->later = j;
+	else
+		p->oldest = j;
+	p->newest = j;
+	p->ring_head = at + need;
+	p->ring_tail = (size_t)((unsigned char *)p->oldest - p->ring);
+	pthread_mutex_unlock(&p->lock);
+	return j;
+}
+
+/* Give back the space of ${j} (the lock held). */
+static void
+job_release(struct wpool *p, struct wjob *j)
+{
+	if (!j->in_ring) {
+		free(j);
+		return;
+	}
+	j->done = true;
+	while (p->oldest != NULL && p->oldest->done)
+		p->oldest = p->oldest->later;
+	if (p->oldest == NULL) {
+		p->newest = NULL;
+		p->ring_head = p->ring_tail = 0;
+	} else {
+		p->ring_tail = (size_t)((unsigned char *)p->oldest - p->ring);
+	}
 }
 
 /* What restore_one() does with a file, from memory. */
@@ -1130,20 +1232,20 @@ writer_main(void *arg)
 			write_job(p->r, j);
 			bytes += j->len;
 		}
+		for (j = batch; j; j = j->next)
+			dirh_put(j->dir);
 		pthread_mutex_lock(&p->lock);
 		p->bytes -= bytes;
 		p->busy -= n;
-		/* Wake the main thread when half the room is free, or at the
-		 * end: not after every file. */
-		if (p->waiting && (p->bytes <= WQ_BYTES / 2 ||
-				      (p->head == NULL && p->busy == 0)))
-			pthread_cond_broadcast(&p->room);
-		pthread_mutex_unlock(&p->lock);
 		while ((j = batch) != NULL) {
 			batch = j->next;
-			wjob_free(j);
+			job_release(p, j);
 		}
-		pthread_mutex_lock(&p->lock);
+		/* Wake the main thread when half the ring is free, or at the
+		 * end: not after every file. */
+		if (p->waiting && (p->bytes <= WQ_RING / 2 ||
+				      (p->head == NULL && p->busy == 0)))
+			pthread_cond_broadcast(&p->room);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -1159,6 +1261,11 @@ pool_start(struct rst *r, int threads)
 	if (n < 2)
 		return 0;
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		err_set("out of memory");
+		return -1;
+	}
+	if ((p->ring = malloc(WQ_RING)) == NULL) {
+		free(p);
 		err_set("out of memory");
 		return -1;
 	}
@@ -1178,32 +1285,16 @@ pool_start(struct rst *r, int threads)
 	return 0;
 }
 
-/* Wake the idle writers if jobs wait (the lock held). */
-static void
-pool_wake(struct wpool *p)
-{
-	if (p->head != NULL && p->idle > 0)
-		pthread_cond_broadcast(&p->work);
-}
-
 /*
- * Queue ${j}, waiting while too much data waits.  Idle writers are woken
- * for a batch (WQ_BATCH jobs or WQ_BATCH_BYTES), not for every file: a
- * wake-up per file was 4 futex calls and two context switches per file.
+ * Queue ${j} (made by job_alloc(), which waited for its room).  Idle
+ * writers are woken for a batch (WQ_BATCH jobs or WQ_BATCH_BYTES), not
+ * for every file: a wake-up per file was 4 futex calls and two context
+ * switches per file.
  */
 static void
 pool_submit(struct wpool *p, struct wjob *j)
 {
 	pthread_mutex_lock(&p->lock);
-	if (p->bytes > 0 && p->bytes + j->len > WQ_BYTES) {
-		/* Then wait for half the room (a file is at most WQ_FILE_MAX,
-		 * a quarter of it), so the writers finish several first. */
-		pool_wake(p);
-		p->waiting++;
-		while (p->bytes > WQ_BYTES / 2)
-			pthread_cond_wait(&p->room, &p->lock);
-		p->waiting--;
-	}
 	p->bytes += j->len;
 	j->next = NULL;
 	if (p->tail)
@@ -1259,6 +1350,7 @@ pool_stop(struct rst *r)
 	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->room);
 	pthread_mutex_destroy(&p->lock);
+	free(p->ring);
 	free(p);
 	r->pool = NULL;
 }
@@ -1312,20 +1404,19 @@ hand_off(struct rst *r, const struct stanza *st, int dirfd, const char *base,
 {
 	size_t blen = strlen(base);
 	/* One allocation: the job, its data, name and path. */
-	struct wjob *j = malloc(sizeof(*j) + size + blen + path->len + 2);
+	struct wjob *j = job_alloc(r->pool, size, blen + path->len + 2);
 	struct membuf m;
 
-	if (j == NULL) {
-		err_set("out of memory");
+	if (j == NULL)
 		return -1;
-	}
-	memset(j, 0, sizeof(*j));
 	j->data = (unsigned char *)(j + 1);
 	j->base = (char *)j->data + size;
 	j->path = j->base + blen + 1;
 	m = (struct membuf){ j->data, 0, size };
 	if (snapshot_read_file(r->s, st, mem_sink, &m, failseg)) {
-		free(j);
+		pthread_mutex_lock(&r->pool->lock);
+		job_release(r->pool, j);
+		pthread_mutex_unlock(&r->pool->lock);
 		return -1;
 	}
 	j->len = m.len;

@@ -25,6 +25,12 @@ printf 'tail' >>"$t/sparse-small"
 head -c 5000 "$T/rand" >"$t/sparse-large"
 truncate -s 3M "$t/sparse-large"
 head -c 1500000 /dev/urandom >"$t/d1/d2/large.bin"
+# 18 MB of files up to 1 MiB: the writers' ring (4 MiB) wraps round
+# several times while three writers finish jobs out of order.
+mkdir -p "$t/d4"
+for i in $(seq 1 30); do
+	head -c $(((i * 37 % 900 + 100) * 1024)) /dev/urandom >"$t/d4/r$i"
+done
 ln "$t/d1/f7" "$t/d3/hardlink-to-f7"
 ln -s ../d1/f1 "$t/d3/link"
 chmod 0600 "$t/d1/f2"
