@@ -1028,7 +1028,7 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
  * ring bounds the data waiting, and its memory is allocated once: jobs
  * malloc'd one by one, by this thread and freed by the writers, left the
  * heap with holes, and the peak memory of a restore of the linux tree
- * varied from 30 to 52 MiB.  A job too large for it (a path of over a
+ * varied from 25 to 52 MiB.  A job too large for it (a path of over a
  * MiB) is malloc'd.
  */
 #define WQ_FILE_MAX ((uint64_t)1 << 20)
@@ -1075,7 +1075,7 @@ struct wpool {
 	int n;
 	pthread_t th[WQ_MAX_THREADS];
 	unsigned char *ring; /* WQ_RING bytes */
-	size_t ring_head, ring_tail; /* the next free byte; the oldest job */
+	size_t ring_head; /* the next free byte (the oldest job: the tail) */
 	struct wjob *oldest, *newest; /* the jobs in the ring, oldest first */
 };
 
@@ -1093,22 +1093,25 @@ pool_wake(struct wpool *p)
 static bool
 ring_fit(const struct wpool *p, size_t need, size_t *at)
 {
+	size_t tail;
+
 	if (p->oldest == NULL) {
 		*at = 0;
 		return true;
 	}
+	tail = (size_t)((const unsigned char *)p->oldest - p->ring);
 	/* The ends are never equal while jobs live: the comparisons with
 	 * the tail are strict. */
-	if (p->ring_head > p->ring_tail) { /* jobs in [tail, head) */
+	if (p->ring_head > tail) { /* jobs in [tail, head) */
 		if (WQ_RING - p->ring_head >= need)
 			*at = p->ring_head;
-		else if (p->ring_tail > need)
+		else if (tail > need)
 			*at = 0;
 		else
 			return false;
 		return true;
 	}
-	if (p->ring_tail - p->ring_head > need) { /* wrapped */
+	if (tail - p->ring_head > need) { /* wrapped */
 		*at = p->ring_head;
 		return true;
 	}
@@ -1150,7 +1153,6 @@ job_alloc(struct wpool *p, size_t size, size_t extra)
 		p->oldest = j;
 	p->newest = j;
 	p->ring_head = at + need;
-	p->ring_tail = (size_t)((unsigned char *)p->oldest - p->ring);
 	pthread_mutex_unlock(&p->lock);
 	return j;
 }
@@ -1168,9 +1170,7 @@ job_release(struct wpool *p, struct wjob *j)
 		p->oldest = p->oldest->later;
 	if (p->oldest == NULL) {
 		p->newest = NULL;
-		p->ring_head = p->ring_tail = 0;
-	} else {
-		p->ring_tail = (size_t)((unsigned char *)p->oldest - p->ring);
+		p->ring_head = 0;
 	}
 }
 
