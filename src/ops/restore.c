@@ -1028,8 +1028,8 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
  * ring bounds the data waiting, and its memory is allocated once: jobs
  * malloc'd one by one, by this thread and freed by the writers, left the
  * heap with holes, and the peak memory of a restore of the linux tree
- * varied from 25 to 52 MiB.  A job too large for it (a path of over a
- * MiB) is malloc'd.
+ * varied from 25 to 52 MiB.  A file whose job would take over half the
+ * ring (a path of over half a MiB) is written in line.
  */
 #define WQ_FILE_MAX ((uint64_t)1 << 20)
 #define WQ_RING ((size_t)4 << 20)
@@ -1048,7 +1048,6 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
 struct wjob {
 	struct wjob *next; /* in the queue, or in a batch taken */
 	struct wjob *later; /* the next job made in the ring */
-	bool in_ring;
 	bool done; /* written: its space is free once the older ones are */
 	struct dirh *dir; /* the parent directory (a reference), or NULL */
 	int dirfd;        /* its descriptor, or the destination's */
@@ -1118,25 +1117,23 @@ ring_fit(const struct wpool *p, size_t need, size_t *at)
 	return false;
 }
 
-/* A zeroed job of ${size} bytes of data and ${extra} more, waiting for
- * room in the ring; NULL when out of memory (error set). */
-static struct wjob *
-job_alloc(struct wpool *p, size_t size, size_t extra)
+/* The ring space of a job of ${size} bytes of data and ${extra} more. */
+static size_t
+job_size(size_t size, size_t extra)
 {
 	const size_t align = _Alignof(struct wjob);
-	size_t need = (sizeof(struct wjob) + size + extra + align - 1) &
-	    ~(align - 1);
+
+	return (sizeof(struct wjob) + size + extra + align - 1) & ~(align - 1);
+}
+
+/* A zeroed job of ${need} bytes (job_size(), at most WQ_RING / 2),
+ * waiting for room in the ring. */
+static struct wjob *
+job_alloc(struct wpool *p, size_t need)
+{
 	struct wjob *j;
 	size_t at;
 
-	if (need > WQ_RING / 2) {
-		if ((j = malloc(need)) == NULL) {
-			err_set("out of memory");
-			return NULL;
-		}
-		memset(j, 0, sizeof(*j));
-		return j;
-	}
 	pthread_mutex_lock(&p->lock);
 	while (!ring_fit(p, need, &at)) {
 		pool_wake(p);
@@ -1146,7 +1143,6 @@ job_alloc(struct wpool *p, size_t size, size_t extra)
 	}
 	j = (struct wjob *)(void *)(p->ring + at);
 	memset(j, 0, sizeof(*j));
-	j->in_ring = true;
 	if (p->newest != NULL)
 		p->newest->later = j;
 	else
@@ -1161,10 +1157,6 @@ job_alloc(struct wpool *p, size_t size, size_t extra)
 static void
 job_release(struct wpool *p, struct wjob *j)
 {
-	if (!j->in_ring) {
-		free(j);
-		return;
-	}
 	j->done = true;
 	while (p->oldest != NULL && p->oldest->done)
 		p->oldest = p->oldest->later;
@@ -1395,20 +1387,18 @@ recorded_size(const struct stanza *st)
 	return (int64_t)x;
 }
 
-/* Decode the file into memory and queue it.  0 or -1 (error set; nothing
- * was created). */
+/* Decode the file into memory and queue it, in a job of ${need} bytes
+ * (job_size()).  0 or -1 (error set; nothing was created). */
 static int
 hand_off(struct rst *r, const struct stanza *st, int dirfd, const char *base,
-    const struct buf *path, const struct attrs *a, size_t size,
+    const struct buf *path, const struct attrs *a, size_t size, size_t need,
     char failseg[REF_SEGMENT_MAX + 1])
 {
 	size_t blen = strlen(base);
-	/* One allocation: the job, its data, name and path. */
-	struct wjob *j = job_alloc(r->pool, size, blen + path->len + 2);
+	/* One piece of the ring: the job, its data, name and path. */
+	struct wjob *j = job_alloc(r->pool, need);
 	struct membuf m;
 
-	if (j == NULL)
-		return -1;
 	j->data = (unsigned char *)(j + 1);
 	j->base = (char *)j->data + size;
 	j->path = j->base + blen + 1;
@@ -1447,6 +1437,7 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 	const char *base = "";
 	int dirfd = -1, rc = -1;
 	int64_t size;
+	size_t need;
 	struct buf show, pathbuf;
 
 	buf_init(&pathbuf, NAME_MAX_BYTES);
@@ -1464,9 +1455,11 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 	if (dirfd < 0 || clear_way(r, dirfd, base))
 		goto out;
 	size = recorded_size(&st);
-	if (r->pool && size >= 0 && (uint64_t)size <= WQ_FILE_MAX) {
+	if (r->pool && size >= 0 && (uint64_t)size <= WQ_FILE_MAX &&
+	    (need = job_size((size_t)size, strlen(base) + n + 2)) <=
+		WQ_RING / 2) {
 		if (hand_off(r, &st, dirfd, base, &pathbuf, &a, (size_t)size,
-			failseg))
+			need, failseg))
 			goto out;
 		rc = 0;
 		if (r->o->progress)
