@@ -24,6 +24,7 @@
 #include "escape.h"
 #include "fileio.h"
 #include "meta.h"
+#include "ring.h"
 #include "snapshot.h"
 
 /* Longest decoded name we accept (deep trees are fine, absurd ones not). */
@@ -1023,7 +1024,7 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
  * exactly as restore_one() would.  Links and directory attributes come
  * after every writer has finished.
  *
- * The jobs live in one ring of WQ_RING bytes, in the order they are made;
+ * The jobs live in one ring of WQ_RING bytes (ring.h), in the order made;
  * a job's space is reused once it and every older job are written.  The
  * ring bounds the data waiting, and its memory is allocated once: jobs
  * malloc'd one by one, by this thread and freed by the writers, left the
@@ -1047,8 +1048,6 @@ writer_finish(struct rst *r, struct writer *w, const struct attrs *a)
 
 struct wjob {
 	struct wjob *next; /* in the queue, or in a batch taken */
-	struct wjob *later; /* the next job made in the ring */
-	bool done; /* written: its space is free once the older ones are */
 	struct dirh *dir; /* the parent directory (a reference), or NULL */
 	int dirfd;        /* its descriptor, or the destination's */
 	char *base;
@@ -1073,9 +1072,7 @@ struct wpool {
 	bool stop;
 	int n;
 	pthread_t th[WQ_MAX_THREADS];
-	unsigned char *ring; /* WQ_RING bytes */
-	size_t ring_head; /* the next free byte (the oldest job: the tail) */
-	struct wjob *oldest, *newest; /* the jobs in the ring, oldest first */
+	struct ring *ring; /* WQ_RING bytes, where the jobs live */
 };
 
 /* Wake the idle writers if jobs wait (the lock held). */
@@ -1086,44 +1083,11 @@ pool_wake(struct wpool *p)
 		pthread_cond_broadcast(&p->work);
 }
 
-/* Where ${need} bytes fit in the ring (the lock held); false if they do
- * not yet.  Jobs are contiguous: a job that does not fit before the end
- * goes to the start, if the oldest job leaves room there. */
-static bool
-ring_fit(const struct wpool *p, size_t need, size_t *at)
-{
-	size_t tail;
-
-	if (p->oldest == NULL) {
-		*at = 0;
-		return true;
-	}
-	tail = (size_t)((const unsigned char *)p->oldest - p->ring);
-	/* The ends are never equal while jobs live: the comparisons with
-	 * the tail are strict. */
-	if (p->ring_head > tail) { /* jobs in [tail, head) */
-		if (WQ_RING - p->ring_head >= need)
-			*at = p->ring_head;
-		else if (tail > need)
-			*at = 0;
-		else
-			return false;
-		return true;
-	}
-	if (tail - p->ring_head > need) { /* wrapped */
-		*at = p->ring_head;
-		return true;
-	}
-	return false;
-}
-
 /* The ring space of a job of ${size} bytes of data and ${extra} more. */
 static size_t
 job_size(size_t size, size_t extra)
 {
-	const size_t align = _Alignof(struct wjob);
-
-	return (sizeof(struct wjob) + size + extra + align - 1) & ~(align - 1);
+	return sizeof(struct wjob) + size + extra;
 }
 
 /* A zeroed job of ${need} bytes (job_size(), at most WQ_RING / 2),
@@ -1132,38 +1096,17 @@ static struct wjob *
 job_alloc(struct wpool *p, size_t need)
 {
 	struct wjob *j;
-	size_t at;
 
 	pthread_mutex_lock(&p->lock);
-	while (!ring_fit(p, need, &at)) {
+	while ((j = ring_take(p->ring, need)) == NULL) {
 		pool_wake(p);
 		p->waiting++;
 		pthread_cond_wait(&p->room, &p->lock);
 		p->waiting--;
 	}
-	j = (struct wjob *)(void *)(p->ring + at);
-	memset(j, 0, sizeof(*j));
-	if (p->newest != NULL)
-		p->newest->later = j;
-	else
-		p->oldest = j;
-	p->newest = j;
-	p->ring_head = at + need;
 	pthread_mutex_unlock(&p->lock);
+	memset(j, 0, sizeof(*j));
 	return j;
-}
-
-/* Give back the space of ${j} (the lock held). */
-static void
-job_release(struct wpool *p, struct wjob *j)
-{
-	j->done = true;
-	while (p->oldest != NULL && p->oldest->done)
-		p->oldest = p->oldest->later;
-	if (p->oldest == NULL) {
-		p->newest = NULL;
-		p->ring_head = 0;
-	}
 }
 
 /* What restore_one() does with a file, from memory. */
@@ -1231,7 +1174,7 @@ writer_main(void *arg)
 		p->busy -= n;
 		while ((j = batch) != NULL) {
 			batch = j->next;
-			job_release(p, j);
+			ring_give(p->ring, j);
 		}
 		/* Wake the main thread when half the ring is free, or at the
 		 * end: not after every file. */
@@ -1256,9 +1199,8 @@ pool_start(struct rst *r, int threads)
 		err_set("out of memory");
 		return -1;
 	}
-	if ((p->ring = malloc(WQ_RING)) == NULL) {
+	if ((p->ring = ring_new(WQ_RING)) == NULL) {
 		free(p);
-		err_set("out of memory");
 		return -1;
 	}
 	p->r = r;
@@ -1342,7 +1284,7 @@ pool_stop(struct rst *r)
 	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->room);
 	pthread_mutex_destroy(&p->lock);
-	free(p->ring);
+	ring_free(p->ring);
 	free(p);
 	r->pool = NULL;
 }
@@ -1405,7 +1347,7 @@ hand_off(struct rst *r, const struct stanza *st, int dirfd, const char *base,
 	m = (struct membuf){ j->data, 0, size };
 	if (snapshot_read_file(r->s, st, mem_sink, &m, failseg)) {
 		pthread_mutex_lock(&r->pool->lock);
-		job_release(r->pool, j);
+		ring_give(r->pool->ring, j);
 		pthread_mutex_unlock(&r->pool->lock);
 		return -1;
 	}
