@@ -1176,8 +1176,9 @@ writer_main(void *arg)
 			batch = j->next;
 			ring_give(p->ring, j);
 		}
-		/* Wake the main thread when half the ring is free, or at the
-		 * end: not after every file. */
+		/* Wake the main thread when the data queued or being written
+		 * is down to half the ring, or at the end: not after every
+		 * file. */
 		if (p->waiting && (p->bytes <= WQ_RING / 2 ||
 				      (p->head == NULL && p->busy == 0)))
 			pthread_cond_broadcast(&p->room);
