@@ -33,6 +33,11 @@ static const char *const seg_suffixes[] = { ".tar.zst", ".tar.gpg",
 #define OBJECT_MEM_MAX ((size_t)64 << 20)
 /* Bound of include lines expanded in one log (defeats include bombs). */
 #define MAX_INCLUDES ((uint64_t)1 << 26)
+/* Bound of the bytes a metadata log's includes expand to, all counted:
+ * each include re-reads its object, so a few small objects that include
+ * large ones several times could keep a restore busy for days.  16 GiB
+ * is the metadata of some 80 million files. */
+#define META_EXPAND_MAX ((uint64_t)16 << 30)
 /* Largest file size we believe. */
 #define FILE_SIZE_MAX ((uint64_t)1 << 44)
 
@@ -1511,12 +1516,41 @@ snapshot_fetch_buf(struct snapshot *s, const struct ref *r, struct buf *out)
 	return 0;
 }
 
+/*
+ * Append to ${out} while ${*used} stays within OBJECT_MEM_MAX: objects
+ * held at once (nested includes, nested indirect lists) share one bound,
+ * not one each per level of nesting.
+ */
+struct budget {
+	struct buf *out;
+	size_t *used;
+	const char *what; /* what ran out, for the message */
+	bool over;	  /* it did: not the segment's fault */
+};
+
+static int
+budget_sink(void *arg, const void *p, size_t n)
+{
+	struct budget *b = arg;
+
+	if (n > OBJECT_MEM_MAX - *b->used) {
+		err_set("%s exceed %zu MiB", b->what, OBJECT_MEM_MAX >> 20);
+		b->over = true;
+		return -1;
+	}
+	*b->used += n;
+	return buf_sink(b->out, p, n);
+}
+
 /* ---- the metadata log ---- */
 
 struct frame {
 	struct buf data;
 	size_t pos;
-	char key[REF_SEGMENT_MAX + HASH_STR_MAX + 64]; /* ref, for cycles */
+	/* The object, for cycles: the same object under another range or
+	 * checksum is the same cycle. */
+	char segment[REF_SEGMENT_MAX + 1];
+	uint64_t seq;
 };
 
 struct meta_iter {
@@ -1524,14 +1558,19 @@ struct meta_iter {
 	struct frame frames[SNAPSHOT_MAX_DEPTH + 1];
 	size_t depth;
 	uint64_t includes;
+	/* The frames' objects share OBJECT_MEM_MAX: held is their bytes,
+	 * expanded every include's (META_EXPAND_MAX). */
+	size_t held;
+	uint64_t expanded;
 };
 
-/* Push the object ${r} (its text ${key}) as a new innermost frame. */
+/* Push the object ${r} as a new innermost frame. */
 static int
 push(struct meta_iter *it, const struct ref *r)
 {
+	struct budget budget = { NULL, &it->held,
+		"metadata objects included at once", false };
 	struct frame *f;
-	struct buf key;
 
 	if (r->kind != REF_OBJECT) {
 		err_set("metadata include of a zero reference");
@@ -1546,23 +1585,29 @@ push(struct meta_iter *it, const struct ref *r)
 		err_set("metadata log has too many includes");
 		return -1;
 	}
-	buf_init(&key, sizeof(f->key) - 1);
-	if (ref_format(r, &key)) {
-		buf_release(&key);
-		return -1;
-	}
 	for (size_t i = 0; i < it->depth; i++)
-		if (strcmp(it->frames[i].key, key.data) == 0) {
-			err_set("metadata include cycle at %s", key.data);
-			buf_release(&key);
+		if (it->frames[i].seq == r->seq &&
+		    strcmp(it->frames[i].segment, r->segment) == 0) {
+			err_set("metadata include cycle at %s/%08" PRIx64,
+			    r->segment, r->seq);
 			return -1;
 		}
 	f = &it->frames[it->depth];
-	strcpy(f->key, key.data);
-	buf_release(&key);
-	buf_init(&f->data, OBJECT_MEM_MAX);
+	snprintf(f->segment, sizeof(f->segment), "%s", r->segment);
+	f->seq = r->seq;
+	buf_init(&f->data, BUF_UNLIMITED);
 	f->pos = 0;
-	if (snapshot_fetch_buf(it->s, r, &f->data)) {
+	budget.out = &f->data;
+	if (snapshot_fetch(it->s, r, budget_sink, &budget)) {
+		it->held -= f->data.len;
+		buf_release(&f->data);
+		return -1;
+	}
+	it->expanded += f->data.len;
+	if (it->expanded > META_EXPAND_MAX) {
+		err_set("metadata log expands to more than %" PRIu64 " GiB",
+		    META_EXPAND_MAX >> 30);
+		it->held -= f->data.len;
 		buf_release(&f->data);
 		return -1;
 	}
@@ -1609,6 +1654,7 @@ meta_iter_line(struct meta_iter *it, const char **line, size_t *n)
 		struct ref r;
 
 		if (f->pos >= f->data.len) {
+			it->held -= f->data.len;
 			buf_release(&f->data);
 			it->depth--;
 			continue;
@@ -1682,6 +1728,12 @@ struct file_read {
 	char *failed_segment;
 	bool sink_failed; /* the caller's sink failed: no segment to blame */
 	bool overrun;	  /* more data than recorded: the segment's fault */
+	/* Bytes of indirect lists read for this file, held or done with:
+	 * at most OBJECT_MEM_MAX in all.  Each "@" line reads its list
+	 * again, so a list of lists, each naming the next many times, would
+	 * otherwise expand a few KB of store into years of work, or hold
+	 * 64 MiB per level of nesting. */
+	size_t list_bytes;
 };
 
 static int
@@ -1744,18 +1796,20 @@ read_list(struct file_read *f, const char *s, size_t n, int depth)
 		if (indirect) {
 			/* v0.2: an object listing more references. */
 			struct buf list;
+			struct budget lr = { &list, &f->list_bytes,
+				"indirect data lists of one file", false };
 			int rc;
 
 			if (depth >= SNAPSHOT_MAX_DEPTH) {
 				err_set("indirect data lists nested too deep");
 				return -1;
 			}
-			buf_init(&list, OBJECT_MEM_MAX);
-			rc = snapshot_fetch_buf(f->s, &r, &list);
+			buf_init(&list, BUF_UNLIMITED);
+			rc = snapshot_fetch(f->s, &r, budget_sink, &lr);
 			if (rc == 0)
 				rc = read_list(f, list.data ? list.data : "",
 				    list.len, depth + 1);
-			else if (f->failed_segment)
+			else if (f->failed_segment && !lr.over)
 				strcpy(f->failed_segment, r.segment);
 			buf_release(&list);
 			if (rc)
