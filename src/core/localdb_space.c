@@ -145,14 +145,16 @@ say(void (*cb)(void *, const char *), void *arg, const char *fmt, ...)
 static void
 say(void (*cb)(void *, const char *), void *arg, const char *fmt, ...)
 {
-	char msg[512];
+	char raw[512], msg[512];
 	va_list ap;
 
 	if (cb == NULL)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* Names in warnings come from stores and file systems. */
+	err_escape(msg, sizeof(msg), raw);
 	cb(arg, msg);
 }
 

@@ -127,12 +127,14 @@ warnf(struct backup *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 static void
 warnf(struct backup *b, const char *fmt, ...)
 {
-	char msg[2048];
+	char raw[2048], msg[2048];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* Names in warnings come from stores and file systems. */
+	err_escape(msg, sizeof(msg), raw);
 	b->res->stats.warnings++;
 	if (b->cb && b->cb->warn)
 		b->cb->warn(b->cb->arg, msg);

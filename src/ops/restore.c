@@ -84,12 +84,14 @@ warnf(struct rst *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 static void
 warnf(struct rst *r, const char *fmt, ...)
 {
-	char msg[4096];
+	char raw[4096], msg[4096];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* Names in warnings come from stores and file systems. */
+	err_escape(msg, sizeof(msg), raw);
 	pthread_mutex_lock(&r->warn_lock);
 	r->failed++;
 	if (r->o->warn)

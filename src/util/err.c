@@ -9,12 +9,54 @@
 static _Thread_local char err_buf[1024];
 
 void
+err_escape(char *dst, size_t cap, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (; *src != '\0'; src++) {
+		unsigned char c = (unsigned char)*src;
+
+		if (c >= 0x20 && c != 0x7f) {
+			if (n + 1 >= cap)
+				break;
+			dst[n++] = (char)c;
+		} else {
+			if (n + 4 >= cap)
+				break;
+			dst[n++] = '\\';
+			dst[n++] = 'x';
+			dst[n++] = hex[c >> 4];
+			dst[n++] = hex[c & 15];
+		}
+	}
+	dst[n] = '\0';
+}
+
+/* Record the formatted message, with ${tail} (or nothing) after it. */
+static void record(const char *tail, const char *fmt, va_list ap)
+    ERR_PRINTF(2, 0);
+
+static void
+record(const char *tail, const char *fmt, va_list ap)
+{
+	char raw[sizeof(err_buf)];
+	size_t n;
+
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	n = strlen(raw);
+	if (tail)
+		snprintf(raw + n, sizeof(raw) - n, ": %s", tail);
+	err_escape(err_buf, sizeof(err_buf), raw);
+}
+
+void
 err_set(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(err_buf, sizeof(err_buf), fmt, ap);
+	record(NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -22,14 +64,11 @@ void
 err_setp(const char *fmt, ...)
 {
 	int saved = errno;
-	size_t n;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(err_buf, sizeof(err_buf), fmt, ap);
+	record(strerror(saved), fmt, ap);
 	va_end(ap);
-	n = strlen(err_buf);
-	snprintf(err_buf + n, sizeof(err_buf) - n, ": %s", strerror(saved));
 	errno = saved;
 }
 
@@ -37,15 +76,13 @@ void
 err_prefix(const char *fmt, ...)
 {
 	char old[sizeof(err_buf)];
-	size_t n;
 	va_list ap;
 
+	/* The old message is escaped already; its backslashes stay. */
 	memcpy(old, err_buf, sizeof(old));
 	va_start(ap, fmt);
-	vsnprintf(err_buf, sizeof(err_buf), fmt, ap);
+	record(old, fmt, ap);
 	va_end(ap);
-	n = strlen(err_buf);
-	snprintf(err_buf + n, sizeof(err_buf) - n, ": %s", old);
 }
 
 const char *

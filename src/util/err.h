@@ -5,9 +5,15 @@
  * with err_set() (or err_setp(), which appends strerror(errno)) and returns
  * -1 or NULL.  The command layer prints err_msg() and decides the exit code.
  * A caller that adds context uses err_prefix().
+ *
+ * Messages often quote what a store holds (names, references), and a
+ * hostile store must not reach the terminal with escape sequences: every
+ * recorded message shows control bytes (below 0x20, and 0x7f) as "\xNN".
  */
 #ifndef CUMULUS_ERR_H
 #define CUMULUS_ERR_H
+
+#include <stddef.h>
 
 #define ERR_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
@@ -21,5 +27,10 @@ void err_prefix(const char *fmt, ...) ERR_PRINTF(1, 2);
 const char *err_msg(void);
 /* Forget the recorded message. */
 void err_clear(void);
+/* Copy the string ${src} into ${dst} (${cap} > 0 bytes, always
+ * terminated, cut short if need be) with control bytes as "\xNN", as
+ * recorded messages are: for messages that do not go through err_set(),
+ * such as warnings. */
+void err_escape(char *dst, size_t cap, const char *src);
 
 #endif

@@ -216,6 +216,21 @@ descriptor "$M/00000001"
 bounded "an object including slices of itself: restore" 1 restore
 said "an object including slices of itself" "cycle at $M/00000000"
 
+# ---- what restore says and does with odd values ----
+# Control bytes in names and references reach no terminal raw.
+setup escapes
+{
+	fstanza "$(printf 'esc\033]0;TITLE\007\033[2J/../x')" 0 a
+	printf 'name: t\ntype: \033\n\n'
+	printf 'name: f\ndata: \033[2Jjunk\nmode: 0644\nsize: 1\ntype: f\n\n'
+	fstanza ok.txt 1 fine
+} | finish
+bounded "control bytes in names, a type and a reference: restore" 1 restore
+test_eq "... no control byte is printed" "$(tr -d '\n\t' <"$C.out" | tr -dc '\000-\037\177' | wc -c)" 0
+said "... they are shown escaped" 'esc\\x1b\]0;TITLE\\x07'
+said "... in a reference too" "malformed object reference '\\\\x1b\\[2Jjunk'"
+test_eq "... the good file is restored" "$(cat "$DEST/ok.txt" 2>/dev/null)" fine
+
 # ---- a tar member larger than its segment ----
 setup bigmember
 { fstanza ok.txt 0 fine; } | finish
