@@ -568,9 +568,37 @@ claim_name(struct rst *r, const char *name, size_t n, int type)
 	return sqlite3_changes(r->db) == 0 ? 1 : 0;
 }
 
-/* Hard links: 1 with *target set when ${inode} was seen already. */
+/*
+ * The key of ${st}'s inode for hard links into ${key}: its number and, as
+ * the original's restore.pl keys them, what it holds (size, checksum,
+ * target, device), so that a damaged or hostile snapshot cannot make one
+ * name restore another's data by giving both the same inode number.
+ * Each field is length-prefixed, so no two stanzas share a key.
+ */
 static int
-link_target(struct rst *r, const char *inode, int type, const char *name,
+link_key(const struct stanza *st, const char *inode, struct buf *key)
+{
+	static const char *const fields[] = { "size", "checksum", "target",
+		"device" };
+
+	buf_reset(key);
+	if (buf_printf(key, "%zu:%s", strlen(inode), inode))
+		return -1;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *v = stanza_get(st, fields[i], NULL);
+
+		if (v == NULL)
+			v = "";
+		if (buf_printf(key, ";%zu:%s", strlen(v), v))
+			return -1;
+	}
+	return 0;
+}
+
+/* Hard links: 1 with *target set when an inode of key ${key} (link_key())
+ * was seen already. */
+static int
+link_target(struct rst *r, const struct buf *key, int type, const char *name,
     size_t n, struct buf *target)
 {
 	sqlite3_stmt *q = db_prep(r,
@@ -579,7 +607,7 @@ link_target(struct rst *r, const char *inode, int type, const char *name,
 
 	if (q == NULL)
 		return -1;
-	sqlite3_bind_text(q, 1, inode, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 1, key->data, (int)key->len, SQLITE_STATIC);
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
 		int ok = sqlite3_column_int(q, 1) == type;
@@ -597,7 +625,7 @@ link_target(struct rst *r, const char *inode, int type, const char *name,
 	q = db_prep(r, "INSERT INTO inodes(inode, path, type) VALUES (?, ?, ?)");
 	if (q == NULL)
 		return -1;
-	sqlite3_bind_text(q, 1, inode, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 1, key->data, (int)key->len, SQLITE_STATIC);
 	sqlite3_bind_blob(q, 2, name, (int)n, SQLITE_STATIC);
 	sqlite3_bind_int(q, 3, type);
 	rc = sqlite3_step(q);
@@ -864,8 +892,13 @@ pass1_entry(struct rst *r, const struct stanza *st, struct buf *name,
 	} else if (rc == 0) {
 		has_links = inode && num(st, "links", &ancestor) > 1;
 		if (has_links) {
-			rc = link_target(r, inode, type, name->data, name->len,
-			    tmp);
+			struct buf key;
+
+			buf_init(&key, BUF_UNLIMITED);
+			rc = link_key(st, inode, &key) ? -1 :
+			    link_target(r, &key, type, name->data, name->len,
+				tmp);
+			buf_release(&key);
 			if (rc > 0) {
 				/* A later name of an inode: link at the end. */
 				if (walk_parent(r, name->data, name->len, true,
@@ -1632,7 +1665,7 @@ static const char SCHEMA[] =
     "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
     "PRAGMA temp_store = FILE; PRAGMA cache_size = -2048;"
     "CREATE TABLE names(path BLOB PRIMARY KEY, type INTEGER);"
-    "CREATE TABLE inodes(inode TEXT PRIMARY KEY, path BLOB, type INTEGER);"
+    "CREATE TABLE inodes(inode BLOB PRIMARY KEY, path BLOB, type INTEGER);"
     "CREATE TABLE files(seg TEXT, ord INTEGER, path BLOB, data TEXT,"
     " size TEXT, checksum TEXT, mode TEXT, user TEXT, grp TEXT, mtime TEXT,"
     " rank INTEGER);"

@@ -174,4 +174,23 @@ sed -i 's/v0.11/v0.12/' "$S/snapshot-t.lbs"
 failed "a format newer than v0.11" "newer"
 contained "a format newer than v0.11"
 
+# Two names with one inode number but different data: each is restored
+# from its own data (the inode's key includes size and checksum, as the
+# original's restore.pl has it), never one with the other's.
+setup hardlinkdata
+{
+	fstanza x 0 good | sed 's/^type: f$/type: f\ninode: 7\/1\nlinks: 2/'
+	fstanza y 1 'other content' | sed 's/^type: f$/type: f\ninode: 7\/1\nlinks: 2/'
+	fstanza z 2 good | sed 's/^type: f$/type: f\ninode: 7\/1\nlinks: 2/'
+} | finish
+test_ok "one inode, different data: restore" restore
+test_eq "... the first name has its data" "$(cat "$DEST/x" 2>/dev/null)" good
+test_eq "... the second name has its own data, not the first's" \
+	"$(cat "$DEST/y" 2>/dev/null)" "other content"
+test_eq "... a name with the same data is linked to the first" \
+	"$(stat -c %i "$DEST/z" 2>/dev/null)" "$(stat -c %i "$DEST/x" 2>/dev/null)"
+test_eq "... and the different one is not" \
+	"$(stat -c %h "$DEST/y" 2>/dev/null)" 1
+contained "one inode, different data"
+
 done_testing
