@@ -782,7 +782,8 @@ cmd_restore(struct util *u, int argc, char **argv)
 	if (r < 0)
 		return fail("restore-snapshot");
 	if (r > 0) {
-		fprintf(stderr, "cumulus-util: %d entr%s could not be restored\n",
+		fprintf(stderr, "cumulus-util: %d entr%s could not be restored as "
+		    "recorded\n",
 		    r, r == 1 ? "y" : "ies");
 		return CLI_FAIL;
 	}

@@ -419,17 +419,43 @@ struct attrs {
 	int64_t uid, gid, mtime;
 };
 
-static void
+/* Whether ${key} is in ${st} although ${present} says it did not parse. */
+static bool
+malformed(const struct stanza *st, const char *key, bool *present)
+{
+	return !*present && stanza_get(st, key, NULL) != NULL;
+}
+
+/*
+ * Fill ${a} from ${st}.  A field that does not parse or is out of range
+ * (a mode outside 07777, an id that is negative or -1 as 32 bits) is left
+ * out, and its name returned so that the caller can say so; else NULL.
+ */
+static const char *
 get_attrs(const struct stanza *st, struct attrs *a)
 {
-	a->mode = (mode_t)(num(st, "mode", &a->has_mode) & 07777);
+	int64_t mode = num(st, "mode", &a->has_mode);
+	const char *bad = NULL;
+
 	a->uid = num(st, "user", &a->has_uid);
 	a->gid = num(st, "group", &a->has_gid);
 	a->mtime = num(st, "mtime", &a->has_mtime);
+	if (a->has_mode && (mode < 0 || mode > 07777))
+		a->has_mode = false;
+	a->mode = a->has_mode ? (mode_t)mode : 0;
 	if (a->uid < 0 || a->uid > UINT32_MAX - 1)
 		a->has_uid = false;
 	if (a->gid < 0 || a->gid > UINT32_MAX - 1)
 		a->has_gid = false;
+	if (malformed(st, "mtime", &a->has_mtime))
+		bad = "mtime";
+	if (malformed(st, "group", &a->has_gid))
+		bad = "group";
+	if (malformed(st, "user", &a->has_uid))
+		bad = "user";
+	if (malformed(st, "mode", &a->has_mode))
+		bad = "mode";
+	return bad;
 }
 
 /* Apply ownership, mode and mtime through an open descriptor. */
@@ -671,11 +697,19 @@ make_special(struct rst *r, int dirfd, const char *base,
 		rc = mknodat(dirfd, base, S_IFSOCK | 0600, 0);
 	else {
 		const char *dev = stanza_get(st, "device", NULL);
-		unsigned long maj, min;
-		char extra;
+		unsigned long long maj = 0, min = 0;
+		char *end = NULL;
 
-		if (dev == NULL ||
-		    sscanf(dev, "%lu/%lu%c", &maj, &min, &extra) != 2) {
+		/* "major/minor", each at most 32 bits, as mknod takes them. */
+		errno = 0;
+		if (dev && dev[0] >= '0' && dev[0] <= '9')
+			maj = strtoull(dev, &end, 10);
+		if (end && *end == '/' && end[1] >= '0' && end[1] <= '9')
+			min = strtoull(end + 1, &end, 10);
+		else
+			end = NULL;
+		if (end == NULL || *end != '\0' || errno ||
+		    maj > UINT32_MAX || min > UINT32_MAX) {
 			err_set("device without a valid 'device' field");
 			return -1;
 		}
@@ -847,6 +881,7 @@ pass1_entry(struct rst *r, const struct stanza *st, struct buf *name,
 	const char *enc = stanza_get(st, "name", NULL);
 	const char *type_s = stanza_get(st, "type", NULL);
 	const char *inode = stanza_get(st, "inode", NULL);
+	const char *bad;
 	struct attrs a;
 	bool ancestor, has_links;
 	int type, rc;
@@ -874,7 +909,13 @@ pass1_entry(struct rst *r, const struct stanza *st, struct buf *name,
 		return 0;
 	if (ancestor && type != 'd')
 		return 0;
-	get_attrs(st, &a);
+	if ((bad = get_attrs(st, &a)) != NULL) {
+		/* Restored all the same, without it: the data is sound. */
+		warnf(r, "'%s': ignoring its malformed %s '%.40s'",
+		    shown(name->data, name->len, &show), bad,
+		    stanza_get(st, bad, NULL));
+		buf_release(&show);
+	}
 	rc = check_parents(r, name->data, name->len);
 	if (rc == 0) {
 		rc = claim_name(r, name->data, name->len, type);
@@ -1428,7 +1469,7 @@ restore_one(struct rst *r, sqlite3_stmt *q, struct buf *scratch)
 			(const char *)sqlite3_column_text(q, 2 + i),
 			(size_t)sqlite3_column_bytes(q, 2 + i)))
 			goto out;
-	get_attrs(&st, &a);
+	(void)get_attrs(&st, &a); /* pass 1 warned */
 	dirfd = walk_parent(r, pathbuf.data, n, true, scratch, &base);
 	if (dirfd < 0 || clear_way(r, dirfd, base))
 		goto out;

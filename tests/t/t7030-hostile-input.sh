@@ -231,6 +231,30 @@ said "... they are shown escaped" 'esc\\x1b\]0;TITLE\\x07'
 said "... in a reference too" "malformed object reference '\\\\x1b\\[2Jjunk'"
 test_eq "... the good file is restored" "$(cat "$DEST/ok.txt" 2>/dev/null)" fine
 
+# Numbers out of range are said and left out, not wrapped.
+setup numbers
+{
+	printf 'name: m1\nchecksum: sha256=%s\ndata: %s\nmode: -1\nsize: 1\ntype: f\nmtime: 1600000000\n\n' \
+		"$(printf 1 | sha256sum | cut -c1-64)" "$(data 0 1; ref_of $D 0)"
+	printf 'name: u1\nchecksum: sha256=%s\ndata: %s\nmode: 0640\nsize: 1\ntype: f\nuser: 4294967295 (x)\n\n' \
+		"$(printf 1 | sha256sum | cut -c1-64)" "$(ref_of $D 0)"
+	printf 'name: dev1\ntype: c\ndevice: 4294967297/3\nmode: 0600\n\n'
+	fstanza ok.txt 1 fine
+} | finish
+bounded "a mode of -1, a user of 2^32-1, a major of 2^32+1: restore" 1 restore
+said "a mode of -1" "'m1': ignoring its malformed mode '-1'"
+said "a user of 2^32-1" "'u1': ignoring its malformed user '4294967295 \\(x\\)'"
+test_eq "... m1 is restored without the mode (no setuid, setgid, sticky)" \
+	"$(stat -c %a "$DEST/m1" 2>/dev/null | grep -c '^[0-7][0-7][0-7]$')" 1
+test_eq "... u1 is restored with its mode" "$(stat -c %a "$DEST/u1" 2>/dev/null)" 640
+if [ "$(id -u)" = 0 ]; then
+	said "a major of 2^32+1" "dev1.*device without a valid 'device' field"
+	test_eq "... and no device is made" "$(ls "$DEST" | grep -c dev1)" 0
+else
+	skip "a major of 2^32+1" "not root: devices are not made"
+	skip "... and no device is made" "not root"
+fi
+
 # ---- a tar member larger than its segment ----
 setup bigmember
 { fstanza ok.txt 0 fine; } | finish
