@@ -216,6 +216,23 @@ descriptor "$M/00000001"
 bounded "an object including slices of itself: restore" 1 restore
 said "an object including slices of itself" "cycle at $M/00000000"
 
+# Two fifos 80,000 directories deep, named 40 times each in turn: the
+# check that no ancestor is a non-directory read each name's ancestors
+# one query at a time (80,000 queries comparing prefixes up to 160 KB:
+# 1 s an entry), now one pass over the name.
+setup deepnames
+python3 -c 'import sys
+a = "/".join(["a"] * 80000) + "/x"; b = "/".join(["b"] * 80000) + "/y"
+for i in range(40):
+    for n in (a, b):
+        sys.stdout.write("name: %s\ntype: p\nmode: 0644\n\n" % n)
+sys.stdout.write("name: ok\ntype: p\nmode: 0644\n\n")' | finish nodata
+bounded "two names 80,000 deep, 40 times each: restore" 1 restore
+said "two names 80,000 deep" "occurs twice in the snapshot"
+test_eq "... the first of each is restored" \
+	"$(find "$DEST" -type p | wc -l)" 3
+rm -rf "$DEST"
+
 # ---- what restore says and does with odd values ----
 # Control bytes in names and references reach no terminal raw.
 setup escapes
