@@ -145,16 +145,15 @@ say(void (*cb)(void *, const char *), void *arg, const char *fmt, ...)
 static void
 say(void (*cb)(void *, const char *), void *arg, const char *fmt, ...)
 {
-	char raw[512], msg[512];
+	char msg[512];
 	va_list ap;
 
 	if (cb == NULL)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
 	/* Names in warnings come from stores and file systems. */
-	err_escape(msg, sizeof(msg), raw);
+	err_vformat(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	cb(arg, msg);
 }
 

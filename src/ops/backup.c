@@ -127,14 +127,13 @@ warnf(struct backup *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 static void
 warnf(struct backup *b, const char *fmt, ...)
 {
-	char raw[2048], msg[2048];
+	char msg[2048];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
 	/* Names in warnings come from stores and file systems. */
-	err_escape(msg, sizeof(msg), raw);
+	err_vformat(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	b->res->stats.warnings++;
 	if (b->cb && b->cb->warn)
 		b->cb->warn(b->cb->arg, msg);

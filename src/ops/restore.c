@@ -88,14 +88,13 @@ warnf(struct rst *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 static void
 warnf(struct rst *r, const char *fmt, ...)
 {
-	char raw[4096], msg[4096];
+	char msg[4096];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
 	/* Names in warnings come from stores and file systems. */
-	err_escape(msg, sizeof(msg), raw);
+	err_vformat(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	pthread_mutex_lock(&r->warn_lock);
 	r->failed++;
 	if (r->o->warn)

@@ -8,8 +8,8 @@
 
 static _Thread_local char err_buf[1024];
 
-void
-err_escape(char *dst, size_t cap, const char *src)
+static void
+escape(char *dst, size_t cap, const char *src)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t n = 0;
@@ -47,7 +47,16 @@ record(const char *tail, const char *fmt, va_list ap)
 	n = strlen(raw);
 	if (tail)
 		snprintf(raw + n, sizeof(raw) - n, ": %s", tail);
-	err_escape(err_buf, sizeof(err_buf), raw);
+	escape(err_buf, sizeof(err_buf), raw);
+}
+
+void
+err_vformat(char *dst, size_t cap, const char *fmt, va_list ap)
+{
+	char raw[4096];
+
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	escape(dst, cap, raw);
 }
 
 void

@@ -13,6 +13,7 @@
 #ifndef CUMULUS_ERR_H
 #define CUMULUS_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #define ERR_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -27,10 +28,10 @@ void err_prefix(const char *fmt, ...) ERR_PRINTF(1, 2);
 const char *err_msg(void);
 /* Forget the recorded message. */
 void err_clear(void);
-/* Copy the string ${src} into ${dst} (${cap} > 0 bytes, always
- * terminated, cut short if need be) with control bytes as "\xNN", as
- * recorded messages are: for messages that do not go through err_set(),
- * such as warnings. */
-void err_escape(char *dst, size_t cap, const char *src);
+/* Format into ${dst} (${cap} > 0 bytes, always terminated, cut short if
+ * need be) with control bytes as "\xNN", as recorded messages are: for
+ * messages that do not go through err_set(), such as warnings. */
+void err_vformat(char *dst, size_t cap, const char *fmt, va_list ap)
+    ERR_PRINTF(3, 0);
 
 #endif
