@@ -2544,6 +2544,10 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	    write_descriptor(&b, res->name, ts_local, &root))
 		goto out;
 	committed = true;
+	/* Every file was confirmed; an upload helper that then fails is
+	 * worth a warning (as in the original), not the snapshot. */
+	if (store_finish(b.store))
+		warnf(&b, "%s, after every file was confirmed", err_msg());
 	/*
 	 * The snapshot is in the store.  Now the database may say so, and
 	 * then the statcache may point at it; a crash between these steps

@@ -501,6 +501,14 @@ store_flush(struct store *st)
 	return rc;
 }
 
+int
+store_finish(struct store *st)
+{
+	if (store_flush(st))
+		return -1;
+	return st->ops->finish ? st->ops->finish(st->impl) : 0;
+}
+
 /* ---- writing ---- */
 
 int

@@ -63,6 +63,12 @@ int store_writer_commit_async(struct store_writer *w, bool noreplace);
 void store_writer_abort(struct store_writer *w);
 /* Wait for every asynchronous commit.  0, or -1 if any failed. */
 int store_flush(struct store *st);
+/*
+ * After the last write: flush, then end the backend's session and report
+ * a failure seen only at its end (an upload script's non-zero exit
+ * status).  Nothing can be written after it.  0 or -1.
+ */
+int store_finish(struct store *st);
 /* Parallel uploads for asynchronous commits (0: the backend's default;
  * clamped to what the backend allows). */
 void store_set_jobs(struct store *st, unsigned jobs);

@@ -27,6 +27,9 @@ struct store_ops {
 	const char *scheme; /* "s3://"; NULL for the file backend */
 	int (*open)(const char *url, bool create, void **impl);
 	void (*close)(void *impl);
+	/* Optional: end the session after the last write and report what
+	 * went wrong at its end (an upload helper's exit status).  0/-1. */
+	int (*finish)(void *impl);
 	/* File backend: the directory; others NULL. */
 	const char *(*local_dir)(void *impl);
 

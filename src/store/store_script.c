@@ -10,6 +10,13 @@
  * after the answer.  Unlike the original, the helper starts before the
  * first file is sent (no race), and staged files live in $TMPDIR.
  *
+ * The helper is untrusted to behave: an answer or its exit after the end
+ * of input may take at most CUMULUS_SCRIPT_TIMEOUT seconds (default an
+ * hour), then it is killed; whatever it prints after its last answer is
+ * read and dropped, so a chatty helper cannot block on a full pipe while
+ * we wait for it.  As in the original, a non-zero exit status after the
+ * last file is reported (store_finish()), not ignored.
+ *
  * Nothing is ever read back: stat() says absent, list() is empty, and
  * open_read() is refused, so the local database is required.
  */
@@ -17,10 +24,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -30,6 +40,9 @@
 #include "run.h"
 
 #define LINE_MAX_ 4096
+#define TIMEOUT_DEFAULT_S 3600
+/* After a failure elsewhere the helper has nothing left to do. */
+#define ABORT_GRACE_MS 10000
 
 struct script {
 	char *cmd;
@@ -37,8 +50,62 @@ struct script {
 	int to;   /* helper's stdin */
 	int from; /* helper's stdout */
 	struct buf in; /* unread answer bytes */
+	int timeout_ms; /* for one answer, or for the exit after the end */
 	bool dead;
+	bool finished; /* store_finish() waited for the helper */
 };
+
+/* CUMULUS_SCRIPT_TIMEOUT in milliseconds, or -1 if it is malformed. */
+static int
+timeout_setting(void)
+{
+	const char *v = getenv("CUMULUS_SCRIPT_TIMEOUT");
+	char *end;
+	long s;
+
+	if (v == NULL || *v == '\0')
+		return TIMEOUT_DEFAULT_S * 1000;
+	errno = 0;
+	s = strtol(v, &end, 10);
+	if (errno || *end || s < 1 || s > INT_MAX / 1000) {
+		err_set("CUMULUS_SCRIPT_TIMEOUT must be a number of seconds "
+			"from 1 to %d, not '%.40s'",
+		    INT_MAX / 1000, v);
+		return -1;
+	}
+	return (int)(s * 1000);
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until ${fd} is readable, or until ${deadline} (now_ms()).  0 when
+ * readable (or at end of file), 1 at the deadline, -1 on error. */
+static int
+wait_readable(int fd, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int64_t left = deadline - now_ms();
+		int r;
+
+		if (left <= 0)
+			return 1;
+		r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR) {
+			err_setp("waiting for the upload script");
+			return -1;
+		}
+	}
+}
 
 static int
 sc_open(const char *url, bool create, void **impl)
@@ -55,6 +122,8 @@ sc_open(const char *url, bool create, void **impl)
 	}
 	sc->to = sc->from = -1;
 	buf_init(&sc->in, LINE_MAX_ * 2);
+	if ((sc->timeout_ms = timeout_setting()) < 0)
+		goto fail;
 	if (sc->cmd[0] == '\0') {
 		err_set("empty upload script");
 		goto fail;
@@ -85,23 +154,79 @@ fail:
 	return -1;
 }
 
+/*
+ * End of input ends the helper.  Until it exits, read and drop what it
+ * still prints (it may block writing otherwise), for at most the
+ * timeout in all; then wait for its exit in what is left of it.
+ */
+static int
+end_helper(struct script *sc, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	int rc;
+
+	if (sc->to >= 0) {
+		close(sc->to);
+		sc->to = -1;
+	}
+	while (sc->from >= 0) {
+		char tmp[4096];
+		ssize_t n;
+
+		if (wait_readable(sc->from, deadline))
+			break; /* its exit wait below kills it */
+		n = read(sc->from, tmp, sizeof(tmp));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+	}
+	if (sc->from >= 0) {
+		close(sc->from);
+		sc->from = -1;
+	}
+	if (sc->pid <= 0)
+		return 0;
+	{
+		int64_t left = deadline - now_ms();
+
+		rc = run_wait_timeout(sc->pid, "upload script",
+		    left < 1 ? 1 : (int)left);
+	}
+	if (rc == -2)
+		err_set("upload script did not exit within %d s of the end of "
+			"its input, and was killed",
+		    timeout_ms / 1000);
+	sc->pid = 0;
+	return rc;
+}
+
+static int
+sc_finish(void *impl)
+{
+	struct script *sc = impl;
+
+	sc->dead = true; /* nothing may be sent after this */
+	sc->finished = true;
+	return end_helper(sc, sc->timeout_ms);
+}
+
 static void
 sc_close(void *impl)
 {
 	struct script *sc = impl;
 
-	/* End of input ends the helper; its exit status is not an error
-	 * any more: every file it was given was confirmed with "OK". */
-	if (sc->to >= 0)
-		close(sc->to);
-	if (sc->pid > 0) {
-		int status;
+	/* Not finished: the backup failed, and the helper's status adds
+	 * nothing to that error. */
+	if (!sc->finished) {
+		char *saved = strdup(err_msg());
 
-		while (waitpid(sc->pid, &status, 0) < 0 && errno == EINTR)
-			;
+		end_helper(sc, sc->timeout_ms < ABORT_GRACE_MS ?
+			sc->timeout_ms : ABORT_GRACE_MS);
+		if (saved) /* already escaped: recording it again is a copy */
+			err_set("%s", saved);
+		free(saved);
 	}
-	if (sc->from >= 0)
-		close(sc->from);
 	buf_release(&sc->in);
 	free(sc->cmd);
 	free(sc);
@@ -167,6 +292,8 @@ store_script_reply_ok(const struct buf *line)
 static int
 read_line(struct script *sc, struct buf *line)
 {
+	const int64_t deadline = now_ms() + sc->timeout_ms;
+
 	for (;;) {
 		char tmp[512];
 		ssize_t n;
@@ -174,6 +301,14 @@ read_line(struct script *sc, struct buf *line)
 
 		if (r)
 			return r > 0 ? 0 : -1;
+		r = wait_readable(sc->from, deadline);
+		if (r > 0) {
+			err_set("no response from upload script within %d s",
+			    sc->timeout_ms / 1000);
+			return -1;
+		}
+		if (r < 0)
+			return -1;
 		n = read(sc->from, tmp, sizeof(tmp));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -273,6 +408,7 @@ const struct store_ops store_script_ops = {
 	.scheme = "script:",
 	.open = sc_open,
 	.close = sc_close,
+	.finish = sc_finish,
 	.put = sc_put,
 	.put_needs_path = true,
 	.default_jobs = 1,

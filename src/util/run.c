@@ -7,6 +7,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -60,6 +61,21 @@ run_spawn_argv(char *const argv[], int in_fd, int out_fd, pid_t *pid)
 	return spawn(argv, in_fd, out_fd, pid, argv[0]);
 }
 
+static int
+exit_status(int status, const char *what)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status))
+		err_set("'%s' failed with exit status %d", what,
+		    WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		err_set("'%s' was killed by signal %d", what, WTERMSIG(status));
+	else
+		err_set("'%s' failed", what);
+	return -1;
+}
+
 int
 run_wait(pid_t pid, const char *what)
 {
@@ -71,16 +87,42 @@ run_wait(pid_t pid, const char *what)
 			return -1;
 		}
 	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (WIFEXITED(status))
-		err_set("'%s' failed with exit status %d", what,
-		    WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		err_set("'%s' was killed by signal %d", what, WTERMSIG(status));
-	else
-		err_set("'%s' failed", what);
-	return -1;
+	return exit_status(status, what);
+}
+
+int
+run_wait_timeout(pid_t pid, const char *what, int timeout_ms)
+{
+	int status, waited_ms = 0, step_ms = 1;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return exit_status(status, what);
+		if (r < 0 && errno != EINTR) {
+			err_setp("waiting for '%s'", what);
+			return -1;
+		}
+		if (waited_ms >= timeout_ms)
+			break;
+		/* Polled, from 1 ms up to 100 ms: a child usually exits at
+		 * once, and nothing else here can wait for it. */
+		{
+			struct timespec ts = { 0, (long)step_ms * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
+		waited_ms += step_ms;
+		if (step_ms < 100)
+			step_ms *= 2;
+	}
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	err_set("'%s' did not exit within %d ms, and was killed", what,
+	    timeout_ms);
+	return -2;
 }
 
 void

@@ -22,6 +22,12 @@ int run_spawn_argv(char *const argv[], int in_fd, int out_fd, pid_t *pid);
  * error naming ${what} and the status recorded.
  */
 int run_wait(pid_t pid, const char *what);
+/*
+ * Like run_wait(), but for at most ${timeout_ms} milliseconds: then the
+ * child is killed (SIGKILL), reaped, and -2 returned with an error that
+ * says so.
+ */
+int run_wait_timeout(pid_t pid, const char *what, int timeout_ms);
 /* Ignore SIGPIPE process-wide, so a dead filter gives EPIPE, not death. */
 void run_ignore_sigpipe(void);
 

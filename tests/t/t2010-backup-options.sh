@@ -151,6 +151,47 @@ test_fail "--upload-script fails" "$CUMULUS" --dest="$T/s-up" --upload-script=x 
 saveout
 test_ok "... with a clear error naming it" grep -q -- '--upload-script' "$T/o.stderr"
 test_eq "... and writes no snapshot" "$(ls "$T/s-up"/*.lbs 2>/dev/null | wc -l)" 0
+
+# ---- upload helpers that misbehave: never a hang, never a silent failure ----
+# A helper that stores each file in $T/up-store and answers OK, then runs
+# ${1:-true} after its input ends.
+cat >"$T/up.sh" <<'EOS'
+dest=$1
+shift
+mkdir -p "$dest"
+while read -r verb type name path; do
+	cp "$path" "$dest/${name##*/}" || exit 1
+	echo OK
+done
+"$@"
+EOS
+up_backup() { # DESC STATUS HELPER-ARGS...: a bounded backup through up.sh
+	local desc=$1 want=$2
+	shift 2
+	rm -rf "$T/up-db" "$T/up-store"
+	test_exit "$desc" "$want" timeout -s KILL 60 "$CUMULUS" \
+		--localdb="$T/up-db" --upload-script="sh '$T/up.sh' '$T/up-store' $*" \
+		"$src/tree"
+	saveout
+}
+up_backup "a helper that exits 7 after its last answer: exit 3" 3 exit 7
+test_ok "... warning of its exit status" grep -q "exit status 7, after every file was confirmed" "$T/o.stderr"
+test_eq "... and the snapshot it confirmed is stored" \
+	"$(ls "$T/up-store" | grep -c '^snapshot-.*\.lbs$')" 1
+CUMULUS_SCRIPT_TIMEOUT=2 up_backup "a helper that never exits after its input ends: exit 3" 3 sleep 3600
+test_ok "... it is killed after CUMULUS_SCRIPT_TIMEOUT" grep -q "did not exit within 2 s" "$T/o.stderr"
+test_exit "a helper that floods its output fails, and does not hang" 1 \
+	timeout -s KILL 60 "$CUMULUS" --localdb="$T/up-db2" --upload-script=yes "$src/tree"
+saveout
+test_ok "... naming its answer" grep -q "error response from upload script.*'y'" "$T/o.stderr"
+CUMULUS_SCRIPT_TIMEOUT=2 test_exit "a helper that never answers fails after the timeout" 1 \
+	timeout -s KILL 60 "$CUMULUS" --localdb="$T/up-db3" --upload-script="exec sleep 3600" "$src/tree"
+saveout
+test_ok "... saying so" grep -q "no response from upload script within 2 s" "$T/o.stderr"
+CUMULUS_SCRIPT_TIMEOUT=soon test_exit "a malformed CUMULUS_SCRIPT_TIMEOUT is refused" 1 \
+	"$CUMULUS" --localdb="$T/up-db4" --upload-script=cat "$src/tree"
+saveout
+test_ok "... naming it" grep -q "CUMULUS_SCRIPT_TIMEOUT must be" "$T/o.stderr"
 test_exit "no paths: usage error" 2 "$CUMULUS" --dest="$T/s-none"
 test_exit "no --dest: usage error" 2 "$CUMULUS" "$src/tree"
 test_exit "unknown option: usage error" 2 "$CUMULUS" --dest="$T/s-none" --frobnicate "$src/tree"
