@@ -1262,11 +1262,24 @@ out0:
 	return rc;
 }
 
+/*
+ * A listing is bounded whatever the server says: at most LIST_KEYS_MAX
+ * keys and LIST_PAGES_MAX pages (a real one of that many keys is a
+ * petabyte of segments), and each page must start after the last key of
+ * the page before, as S3 lists keys in order: a server that cycles
+ * through continuation tokens fails at once instead of looping.
+ */
+#define LIST_KEYS_MAX (1u << 23)
+#define LIST_PAGES_MAX 100000u
+
 struct list_ctx {
 	const char *prefix;
 	size_t plen;
 	store_list_cb cb;
 	void *arg;
+	struct buf last;   /* the last key of the listing so far */
+	bool page_start;   /* the next key is its page's first */
+	uint32_t keys;
 };
 
 static int
@@ -1274,6 +1287,21 @@ list_one(void *arg, const char *key, uint64_t size)
 {
 	struct list_ctx *l = arg;
 
+	if (++l->keys > LIST_KEYS_MAX) {
+		err_set("more than %u keys", LIST_KEYS_MAX);
+		return -1;
+	}
+	if (l->page_start && l->last.len &&
+	    strcmp(key, buf_str(&l->last)) <= 0) {
+		err_set("the server's listing does not advance (a page starts "
+			"at '%.200s', after '%.200s')",
+		    key, buf_str(&l->last));
+		return -1;
+	}
+	l->page_start = false;
+	buf_reset(&l->last);
+	if (buf_puts(&l->last, key))
+		return -1;
 	/* Keys outside the asked prefix or below it are not ours. */
 	if (strncmp(key, l->prefix, l->plen) != 0 || key[l->plen] == '\0' ||
 	    strchr(key + l->plen, '/') != NULL)
@@ -1301,8 +1329,17 @@ s3_list(void *impl, const char *dir, store_list_cb cb, void *arg)
 	l.plen = prefix.len;
 	l.cb = cb;
 	l.arg = arg;
-	while (truncated) {
+	buf_init(&l.last, 4096);
+	l.keys = 0;
+	for (uint32_t pages = 0; truncated; pages++) {
 		struct req r;
+
+		if (pages == LIST_PAGES_MAX) {
+			err_set("listing s3://%s/%s: more than %u pages",
+			    s->bucket, prefix.data, LIST_PAGES_MAX);
+			goto out;
+		}
+		l.page_start = true;
 
 		/* Parameters sorted by name, values RFC 3986 encoded: curl
 		 * signs the query string as it is. */
@@ -1355,6 +1392,7 @@ out:
 	buf_release(&token);
 	buf_release(&prev);
 	buf_release(&page);
+	buf_release(&l.last);
 	return rc;
 }
 
