@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "chunker.h"
@@ -93,8 +94,9 @@ static int
 run_job(struct prefetch_job *job)
 {
 	size_t want = job->size_hint + 1;
-	ssize_t r = fileio_read_full(job->fd, job->data, want);
+	ssize_t r = fileio_read_file_full(job->fd, job->data, want);
 
+	job->changed = false;
 	if (r < 0) {
 		/* Reported by the caller, as a warning about this file. */
 		snprintf(
@@ -107,6 +109,15 @@ run_job(struct prefetch_job *job)
 	job->len = (size_t)r;
 	job->complete = job->len < want;
 	if (job->complete) {
+		struct stat now;
+
+		/* Rewritten in place while read?  Asked before the close,
+		 * as the caller no longer can. */
+		job->changed = fstat(job->fd, &now) == 0 &&
+		    (now.st_mtim.tv_sec != job->mtim.tv_sec ||
+			now.st_mtim.tv_nsec != job->mtim.tv_nsec ||
+			now.st_ctim.tv_sec != job->ctim.tv_sec ||
+			now.st_ctim.tv_nsec != job->ctim.tv_nsec);
 		close(job->fd);
 		job->fd = -1;
 	}

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "hash.h"
 
@@ -33,12 +34,14 @@ struct prefetch_job {
 	 * or on a read error; else left open for the caller. */
 	int fd;
 	size_t size_hint; /* the file's size when it was opened */
+	struct timespec mtim, ctim; /* its times when it was opened */
 	bool chunk; /* also cut the data into Gear chunks */
 
 	/* Results, valid after prefetch_wait() returned 0. */
 	unsigned char *data;
 	size_t len;
 	bool complete; /* data is the whole file: end of file was read */
+	bool changed; /* complete, but its times moved while it was read */
 	char
 	    read_error[256]; /* "" or why reading failed (data is then empty) */
 	char sum[HASH_STR_MAX]; /* "sha256=<hex>" of data */

@@ -47,6 +47,8 @@
 
 #define BLOCK_SIZE ((size_t)1 << 20)
 #define VOLATILE_SECONDS 30
+/* Symlink targets longer than this are refused (Linux allows 4095 bytes). */
+#define SYMLINK_MAX ((size_t)1 << 16)
 #define MAX_SEGMENTS_LISTED 8
 /* Read-ahead: at most this many entries wait for their turn in the
  * metadata log, holding at most PQ_FILES open files and PQ_BYTES of their
@@ -127,7 +129,7 @@ warnf(struct backup *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 static void
 warnf(struct backup *b, const char *fmt, ...)
 {
-	char msg[2048];
+	char msg[4096];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -155,13 +157,24 @@ progress(struct backup *b, bool force)
 	b->cb->progress(b->cb->arg, &b->res->stats);
 }
 
-/* A printable form of a raw path for messages. */
+/* A printable form of a raw path for messages: a long one keeps its
+ * start and its end (the name), so that the message's reason, after it,
+ * is not cut off. */
 static const char *
 shown(struct backup *b, const char *path)
 {
+	const size_t keep = 200;
+	size_t n = strlen(path);
+
 	buf_reset(&b->tmp);
-	if (escape_encode(&b->tmp, path, strlen(path)))
-		return path;
+	if (n <= 2 * keep + 3) {
+		if (escape_encode(&b->tmp, path, n))
+			return path;
+	} else if (escape_encode(&b->tmp, path, keep) ||
+	    buf_puts(&b->tmp, "...") ||
+	    escape_encode(&b->tmp, path + n - keep, keep)) {
+		return "(a long path)";
+	}
 	return b->tmp.data;
 }
 
@@ -1338,6 +1351,20 @@ start_hasher(struct backup *b, const unsigned char *p, size_t n,
  * and reads block k + 2.  Both buffers are the helper's until waited
  * for.  Otherwise each block is hashed here.
  */
+/* Whether the open file ${fd} was modified since ${sb} was taken of it. */
+static bool
+changed_since(int fd, const struct stat *sb)
+{
+	struct stat now;
+
+	if (fstat(fd, &now))
+		return false; /* an open file can always be fstat'ed */
+	return now.st_mtim.tv_sec != sb->st_mtim.tv_sec ||
+	    now.st_mtim.tv_nsec != sb->st_mtim.tv_nsec ||
+	    now.st_ctim.tv_sec != sb->st_ctim.tv_sec ||
+	    now.st_ctim.tv_nsec != sb->st_ctim.tv_nsec;
+}
+
 static int
 read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
     struct statcache_entry *e, const char **status,
@@ -1357,7 +1384,7 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	/* summed[i]: the helper puts the block's checksum in sums[i] (only
 	 * when sub_block() would look the block up whole). */
 	bool queued[2] = { false, false }, summed[2] = { false, false };
-	bool helper = false;
+	bool helper = false, read_failed = false;
 	int cur = 0, rc;
 
 	buf_reset(&b->data);
@@ -1369,7 +1396,7 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	if (pre) {
 		len[0] = pre->read_error[0] ? -1 : (ssize_t)pre->len;
 		snprintf(error[0], sizeof(error[0]), "%s", pre->read_error);
-	} else if ((len[0] = fileio_read_full(fd, bufs[0], BLOCK_SIZE)) < 0) {
+	} else if ((len[0] = fileio_read_file_full(fd, bufs[0], BLOCK_SIZE)) < 0) {
 		snprintf(error[0], sizeof(error[0]), "%s", err_msg());
 	} else if ((size_t)len[0] == BLOCK_SIZE && b->pf) {
 		if (get_hasher(b))
@@ -1396,6 +1423,7 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 			    shown(b, path), error[cur]);
 			if (stanza_set_str(&b->st, "volatile", "1"))
 				goto fail;
+			read_failed = true;
 			break;
 		}
 		if (r == 0)
@@ -1404,7 +1432,7 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 		 * for, last time round), to the helper before this one is
 		 * waited for: it need not stop between the two. */
 		if (helper && (size_t)r == BLOCK_SIZE) {
-			len[nxt] = fileio_read_full(fd, bufs[nxt], BLOCK_SIZE);
+			len[nxt] = fileio_read_file_full(fd, bufs[nxt], BLOCK_SIZE);
 			if (len[nxt] < 0) {
 				snprintf(error[nxt], sizeof(error[nxt]), "%s",
 				    err_msg());
@@ -1445,7 +1473,7 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 			break;
 		if (helper) {
 			cur = nxt;
-		} else if ((len[cur] = fileio_read_full(
+		} else if ((len[cur] = fileio_read_file_full(
 				fd, bufs[cur], BLOCK_SIZE)) < 0) {
 			snprintf(error[cur], sizeof(error[cur]), "%s",
 			    err_msg());
@@ -1462,8 +1490,18 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 		if (hash_final(&h, sum))
 			return -1;
 	}
-	if (total != (uint64_t)sb->st_size) {
+	if (read_failed) {
+		/* Warned of above: what was read is recorded, volatile. */
+	} else if (total != (uint64_t)sb->st_size) {
 		warnf(b, "size of '%s' changed during reading", shown(b, path));
+		if (stanza_set_str(&b->st, "volatile", "1"))
+			return -1;
+	} else if (pre ? pre->changed : changed_since(fd, sb)) {
+		/* Rewritten in place while read: what was stored may mix old
+		 * and new bytes.  The next backup reads it again. */
+		warnf(b, "'%s' changed while it was read; its backup may be "
+			 "inconsistent",
+		    shown(b, path));
 		if (stanza_set_str(&b->st, "volatile", "1"))
 			return -1;
 	}
@@ -1765,6 +1803,8 @@ defer_file(struct backup *b, const char *path, int fd, const struct stat *sb)
 	q->sb = *sb;
 	q->job.fd = fd;
 	q->job.size_hint = (size_t)sb->st_size;
+	q->job.mtim = sb->st_mtim;
+	q->job.ctim = sb->st_ctim;
 	q->job.chunk = sb->st_size >= SUB_MIN_FILE;
 	b->pq_files++;
 	b->pq_bytes += (uint64_t)sb->st_size;
@@ -1817,24 +1857,32 @@ dump(struct backup *b, const struct walk_item *it)
 		}
 		/* O_NONBLOCK: a FIFO put in the file's place must not hang
 		 * the open (fstat() below catches it).  Reads go through
-		 * fileio_read_full(), which makes the descriptor blocking if
-		 * it ever says EAGAIN; a regular file never does. */
+		 * fileio_read_file_full(), for which EAGAIN is an error: a
+		 * plain file never says it, and a special one that does
+		 * (/proc/kmsg) could block forever. */
 		fd = openat(parent, name,
 		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOATIME | O_CLOEXEC);
 		if (fd < 0 && errno == EPERM)
 			fd = openat(parent, name,
 			    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0 && errno == ELOOP)
+			goto changed_type; /* O_NOFOLLOW met a symlink */
 		if (fd < 0) {
 			warnf(b, "cannot open '%s': %s", shown(b, path),
 			    strerror(errno));
 			return 0;
 		}
 		/* What is read is described by the open file's stat data. */
-		if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-			warnf(b, "'%s' is no longer a regular file",
-			    shown(b, path));
+		if (fstat(fd, &sb)) {
+			warnf(b, "cannot stat '%s': %s", shown(b, path),
+			    strerror(errno));
 			rc = 0;
 			goto out;
+		}
+		if (!S_ISREG(sb.st_mode)) {
+			close(fd);
+			fd = -1;
+			goto changed_type;
 		}
 		b->res->stats.files++;
 		if (b->pf && e == NULL && sb.st_size < (off_t)BLOCK_SIZE)
@@ -1860,6 +1908,24 @@ dump(struct backup *b, const struct walk_item *it)
 		rc = emit(b, path, e, status);
 		goto out;
 	}
+	if (0) {
+changed_type:
+		/* Replaced since the walk saw it: record what is there now,
+		 * unless it is a directory, whose entries the walk skipped. */
+		if (fstatat(parent, name, &sb, AT_SYMLINK_NOFOLLOW)) {
+			warnf(b, "'%s' vanished during the backup",
+			    shown(b, path));
+			return 0;
+		}
+		if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)) {
+			warnf(b, "'%s' was replaced during the backup; skipped",
+			    shown(b, path));
+			return 0;
+		}
+		warnf(b, "'%s' is no longer a regular file; recorded as it is "
+			 "now",
+		    shown(b, path));
+	}
 	if (common_fields(b, path, &sb))
 		return -1;
 	if (S_ISDIR(sb.st_mode)) {
@@ -1871,23 +1937,40 @@ dump(struct backup *b, const struct walk_item *it)
 		return 0;
 	}
 	if (S_ISLNK(sb.st_mode)) {
-		char *target = malloc((size_t)sb.st_size + 2);
+		/* lstat's size is only a hint: 0 in /proc, and the link may
+		 * have been replaced by a longer one since.  A symlink whose
+		 * target cannot be read is skipped: restore could not make it
+		 * without one. */
+		size_t cap = (size_t)sb.st_size < 4096 ? 4096 : (size_t)sb.st_size + 1;
+		char *target = NULL;
 		ssize_t n;
 
-		if (target == NULL) {
-			err_set("out of memory");
-			return -1;
-		}
-		n = readlinkat(parent, name, target, (size_t)sb.st_size + 1);
-		if (n < 0 || n > sb.st_size) {
-			warnf(b, "cannot read symlink '%s'", shown(b, path));
-		} else {
-			buf_reset(&b->tmp);
-			if (escape_encode(&b->tmp, target, (size_t)n) ||
-			    stanza_set(&b->st, "target", b->tmp.data, b->tmp.len)) {
+		for (;;) {
+			char *t = realloc(target, cap);
+
+			if (t == NULL) {
 				free(target);
+				err_set("out of memory");
 				return -1;
 			}
+			target = t;
+			n = readlinkat(parent, name, target, cap);
+			if (n < 0 || (size_t)n < cap || cap >= SYMLINK_MAX)
+				break;
+			cap *= 2;
+		}
+		if (n < 0 || (size_t)n >= cap) {
+			warnf(b, "cannot read symlink '%s': %s; skipped",
+			    shown(b, path),
+			    n < 0 ? strerror(errno) : "target too long");
+			free(target);
+			return 0;
+		}
+		buf_reset(&b->tmp);
+		if (escape_encode(&b->tmp, target, (size_t)n) ||
+		    stanza_set(&b->st, "target", b->tmp.data, b->tmp.len)) {
+			free(target);
+			return -1;
 		}
 		free(target);
 		if (stanza_set_str(&b->st, "type", "l"))

@@ -55,8 +55,8 @@ set_blocking(int fd)
 	return 0;
 }
 
-ssize_t
-fileio_read_full(int fd, void *p, size_t n)
+static ssize_t
+read_full(int fd, void *p, size_t n, bool may_block)
 {
 	char *c = p;
 	size_t got = 0;
@@ -67,11 +67,14 @@ fileio_read_full(int fd, void *p, size_t n)
 		if (r < 0 && errno == EINTR)
 			continue;
 		/* Whoever asks for every byte waits for them: a descriptor
-		 * opened with O_NONBLOCK (files are, in case a FIFO took a
-		 * regular file's place) becomes blocking if it says EAGAIN.
+		 * opened with O_NONBLOCK becomes blocking if it says EAGAIN.
 		 * A regular file never does on Linux, so clearing the flag up
 		 * front would be two system calls per file for nothing. */
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!may_block) {
+				err_set("read would block (not a plain file)");
+				return -1;
+			}
 			if (set_blocking(fd))
 				return -1;
 			continue;
@@ -85,6 +88,18 @@ fileio_read_full(int fd, void *p, size_t n)
 		got += (size_t)r;
 	}
 	return (ssize_t)got;
+}
+
+ssize_t
+fileio_read_full(int fd, void *p, size_t n)
+{
+	return read_full(fd, p, n, true);
+}
+
+ssize_t
+fileio_read_file_full(int fd, void *p, size_t n)
+{
+	return read_full(fd, p, n, false);
 }
 
 ssize_t

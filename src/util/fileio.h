@@ -23,6 +23,10 @@ int fileio_write_full(int fd, const void *p, size_t n);
 /* Read up to ${n} bytes, stopping early only at EOF: a descriptor with
  * O_NONBLOCK that says EAGAIN is made blocking.  Count, or -1. */
 ssize_t fileio_read_full(int fd, void *p, size_t n);
+/* The same for a regular file opened with O_NONBLOCK (against a FIFO in
+ * its place): EAGAIN is an error, as a special file that says it (such as
+ * /proc/kmsg) could block forever. */
+ssize_t fileio_read_file_full(int fd, void *p, size_t n);
 /* pread version of fileio_read_full. */
 ssize_t fileio_pread_full(int fd, void *p, size_t n, off_t off);
 /* Append the whole file ${path} to ${out} (bounded by out->max).  0 or -1. */
