@@ -4,12 +4,14 @@
  */
 #include "statcache.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -515,8 +517,47 @@ statcache_writer_open(const char *localdb_dir, const char *scheme,
 		free(w);
 		return -1;
 	}
+	/* Held until the file is renamed or removed and closed: it tells
+	 * statcache_clean_temps() that this writer is alive. */
+	if (flock(w->t.fd, LOCK_EX | LOCK_NB)) {
+		err_setp("statcache: cannot lock its temp file");
+		fileio_tmp_abort(&w->t);
+		free(w->buf);
+		free(w);
+		return -1;
+	}
 	*out = w;
 	return 0;
+}
+
+int
+statcache_clean_temps(const char *localdb_dir)
+{
+	static const char prefix[] = ".tmp.statcache2";
+	DIR *d = opendir(localdb_dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		int fd;
+
+		if (strncmp(e->d_name, prefix, sizeof(prefix) - 1) != 0)
+			continue;
+		fd = openat(dirfd(d), e->d_name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* Unlinked by its temp name while locked: a writer that
+		 * finished meanwhile renamed it, and that name is gone. */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    unlinkat(dirfd(d), e->d_name, 0) == 0)
+			n++;
+		close(fd);
+	}
+	closedir(d);
+	return n;
 }
 
 static int

@@ -92,6 +92,12 @@ int statcache_entry_equal_text(const struct statcache_entry *e,
 int statcache_writer_open(const char *localdb_dir, const char *scheme,
     struct statcache_writer **out);
 /*
+ * Remove the temp files of statcache writers that died (a killed backup)
+ * from ${localdb_dir}: a live writer holds a lock on its temp file, so
+ * only abandoned ones go.  Returns how many were removed.
+ */
+int statcache_clean_temps(const char *localdb_dir);
+/*
  * Append the entry "@@${ref}\n" + ${stanza} + "\n".  ${stanza} is the
  * stanza's "key: value\n" lines exactly as stored in the metadata log (a
  * missing final newline is added); it must not contain a blank line, nor

@@ -2591,6 +2591,9 @@ backup_run(const struct backup_options *o, const struct backup_callbacks *cb,
 	    mark_absent(&b) ||
 	    localdb_legacy_algorithms(b.db, &b.legacy_algs))
 		goto out;
+	/* What a killed backup left: only backups write statcaches, and
+	 * this one now holds the database's write lock. */
+	statcache_clean_temps(o->localdb ? o->localdb : store_local_dir(b.store));
 	if (statcache_open(o->localdb ? o->localdb : store_local_dir(b.store),
 		o->scheme, &b.sc) ||
 	    statcache_writer_open(o->localdb ? o->localdb

@@ -80,4 +80,23 @@ test_ok "... restores" "$CUMULUS_UTIL" --store="$T/sp" restore-snapshot "$snap" 
 test_ok "... as a symlink to a process number" \
 	sh -c "readlink '$T/rp/proc/self' | grep -Eqx '[0-9]+'"
 
+# A killed backup leaves its temp statcache; the next backup removes it,
+# but not one a live writer holds locked.
+db=$T/db
+test_ok "a backup with --localdb" "$CUMULUS" --dest="$T/sc" --localdb="$db" "$src/tree/small"
+dead=$db/.tmp.statcache2.0123456789ab
+live=$db/.tmp.statcache2.ba9876543210
+echo left >"$dead"
+echo held >"$live"
+flock "$live" sleep 30 &
+holder=$!
+sleep 0.5
+test_ok "the next backup" "$CUMULUS" --dest="$T/sc" --localdb="$db" "$src/tree/small"
+test_ok "... removes a dead backup's temp statcache" test ! -e "$dead"
+test_ok "... but not one a live writer holds" test -e "$live"
+test_eq "... and leaves no temp statcache of its own" \
+	"$(ls -A "$db" | grep -c '^\.tmp\.statcache2' )" 1
+kill $holder 2>/dev/null
+wait $holder 2>/dev/null
+
 done_testing
