@@ -1339,18 +1339,6 @@ start_hasher(struct backup *b, const unsigned char *p, size_t n,
 	return hasher_start(b->hasher, &job);
 }
 
-/*
- * Read the file and fill size, checksum and data.  Read errors are
- * warnings: what was read is kept and the entry marked volatile.  ${pre}:
- * the whole file read and hashed ahead (then ${fd} is not read), or NULL.
- *
- * With read-ahead workers (several threads), a file whose first block is
- * full goes through the helper (get_hasher): each block is handed to it
- * as soon as read, one block ahead of the block being stored, so the
- * helper hashes and cuts block k + 1 while this thread stores block k
- * and reads block k + 2.  Both buffers are the helper's until waited
- * for.  Otherwise each block is hashed here.
- */
 /* Whether the open file ${fd} was modified since ${sb} was taken of it. */
 static bool
 changed_since(int fd, const struct stat *sb)
@@ -1365,6 +1353,18 @@ changed_since(int fd, const struct stat *sb)
 	    now.st_ctim.tv_nsec != sb->st_ctim.tv_nsec;
 }
 
+/*
+ * Read the file and fill size, checksum and data.  Read errors are
+ * warnings: what was read is kept and the entry marked volatile.  ${pre}:
+ * the whole file read and hashed ahead (then ${fd} is not read), or NULL.
+ *
+ * With read-ahead workers (several threads), a file whose first block is
+ * full goes through the helper (get_hasher): each block is handed to it
+ * as soon as read, one block ahead of the block being stored, so the
+ * helper hashes and cuts block k + 1 while this thread stores block k
+ * and reads block k + 2.  Both buffers are the helper's until waited
+ * for.  Otherwise each block is hashed here.
+ */
 static int
 read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
     struct statcache_entry *e, const char **status,
@@ -1396,7 +1396,8 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 	if (pre) {
 		len[0] = pre->read_error[0] ? -1 : (ssize_t)pre->len;
 		snprintf(error[0], sizeof(error[0]), "%s", pre->read_error);
-	} else if ((len[0] = fileio_read_file_full(fd, bufs[0], BLOCK_SIZE)) < 0) {
+	} else if ((len[0] = fileio_read_file_full(fd, bufs[0],
+			BLOCK_SIZE)) < 0) {
 		snprintf(error[0], sizeof(error[0]), "%s", err_msg());
 	} else if ((size_t)len[0] == BLOCK_SIZE && b->pf) {
 		if (get_hasher(b))
@@ -1432,7 +1433,8 @@ read_file(struct backup *b, int fd, const char *path, const struct stat *sb,
 		 * for, last time round), to the helper before this one is
 		 * waited for: it need not stop between the two. */
 		if (helper && (size_t)r == BLOCK_SIZE) {
-			len[nxt] = fileio_read_file_full(fd, bufs[nxt], BLOCK_SIZE);
+			len[nxt] = fileio_read_file_full(fd, bufs[nxt],
+			    BLOCK_SIZE);
 			if (len[nxt] < 0) {
 				snprintf(error[nxt], sizeof(error[nxt]), "%s",
 				    err_msg());
@@ -1941,7 +1943,8 @@ changed_type:
 		 * have been replaced by a longer one since.  A symlink whose
 		 * target cannot be read is skipped: restore could not make it
 		 * without one. */
-		size_t cap = (size_t)sb.st_size < 4096 ? 4096 : (size_t)sb.st_size + 1;
+		size_t cap = (size_t)sb.st_size < 4096 ? 4096 :
+							 (size_t)sb.st_size + 1;
 		char *target = NULL;
 		ssize_t n;
 
