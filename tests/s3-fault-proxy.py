@@ -6,13 +6,17 @@ tests.  LISTEN_PORT 0 lets the kernel pick a free port; the port listened
 on is printed as "port N" once the proxy accepts connections.  Every request is logged to LOG_FILE as "METHOD PATH STATUS" (the
 query string is dropped; nothing secret is in the path).  RULES_FILE is
 re-read on every request; each line is "KIND METHOD COUNT [SUBSTRING]":
-the next COUNT requests with that METHOD (and SUBSTRING in the path) get
+the next COUNT requests with that METHOD (and SUBSTRING in the path with
+its query string) get
 the fault KIND instead of a normal answer, then the rule is used up:
 
   503       answer 503 Slow Down without forwarding
   reset     read part of the request body, then reset the connection
   truncate  forward, but send only half of the response body, then close
   stall     read the request, answer nothing, close after 30 s
+  endless   answer 200 with a chunked body that never ends (zeros)
+  trickle   forward, then send the response body at 2 bytes/s
+  body=FILE answer 200 with FILE's bytes as the body (a crafted listing)
 
 Requests are forwarded with "Connection: close" upstream and answered with
 "Connection: close"; signed headers are passed through unchanged.
@@ -123,6 +127,22 @@ def handle(client):
                            b"Connection: close\r\n\r\n")
             client.close()
             return
+        if fault == "endless":
+            log(method, path, "endless")
+            client.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                           b"Connection: close\r\n\r\n")
+            chunk = b"\0" * 65536
+            while True:
+                client.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        if fault and fault.startswith("body="):
+            with open(fault[5:], "rb") as f:
+                data = f.read()
+            log(method, path, "body")
+            client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n"
+                           b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+                           % len(data) + data)
+            client.close()
+            return
         if fault == "stall":
             log(method, path, "stall")
             time.sleep(30)
@@ -147,6 +167,14 @@ def handle(client):
             log(method, path, "truncate")
             client.sendall(set_close(rhead) + rbody[:len(rbody) // 2])
             reset(client)
+            return
+        if fault == "trickle":
+            log(method, path, "trickle")
+            client.sendall(set_close(rhead))
+            for b in rbody:
+                client.sendall(bytes([b]))
+                time.sleep(0.5)
+            client.close()
             return
         log(method, path, status)
         client.sendall(set_close(rhead) + rbody)

@@ -699,6 +699,7 @@ store_put(struct store *st, const char *name, const void *p, size_t n,
 int
 store_open_read(struct store *st, const char *name, int *fd)
 {
+	uint64_t listed;
 	int r, tfd;
 
 	*fd = -1;
@@ -710,11 +711,16 @@ store_open_read(struct store *st, const char *name, int *fd)
 		err_set("'%s': this store is write-only", st->url);
 		return -1;
 	}
+	/* The listed size bounds what the backend accepts: a server cannot
+	 * fill $TMPDIR with an endless answer.  Not listed (or the listing
+	 * failed): the backend's own bound. */
+	if (!st->ops->cache_listing || store_stat(st, name, &listed) != 0)
+		listed = STORE_SIZE_UNKNOWN;
 	/* Download into an unlinked temp file: the caller reads a file. */
 	tfd = fileio_anon_temp();
 	if (tfd < 0)
 		return -1;
-	r = st->ops->get(st->impl, name, tfd);
+	r = st->ops->get(st->impl, name, tfd, listed);
 	if (r == 0 && lseek(tfd, 0, SEEK_SET) != 0) {
 		err_setp("temporary file");
 		r = -1;

@@ -9,7 +9,10 @@
  * the store directory) or receives a finished local file through put():
  * store.c stages the bytes in a temp file under $TMPDIR first.  Reads
  * work the same way: open_read() natively, or get() into an unlinked temp
- * file that store.c hands to the caller.
+ * file that store.c hands to the caller; get() is told the size the
+ * store's listing gave (STORE_SIZE_UNKNOWN if none) and accepts at most
+ * STORE_GET_SLACK bytes more (a small file rewritten since it was listed,
+ * such as a lease), whatever the server sends.
  *
  * Every function returns 0 on success and -1 with an error recorded;
  * get/stat/del return 1 when the name does not exist.  put() and get()
@@ -20,6 +23,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#define STORE_SIZE_UNKNOWN UINT64_MAX
+#define STORE_GET_SLACK ((uint64_t)64 << 10)
 
 typedef int (*store_list_cb)(void *arg, const char *name, uint64_t size);
 
@@ -50,7 +56,7 @@ struct store_ops {
 	bool cache_listing; /* store.c answers stat() from listings */
 
 	int (*open_read)(void *impl, const char *name, int *fd);
-	int (*get)(void *impl, const char *name, int fd);
+	int (*get)(void *impl, const char *name, int fd, uint64_t listed);
 	int (*stat)(void *impl, const char *name, uint64_t *size);
 	int (*del)(void *impl, const char *name);
 	/* Plain files directly in ${dir} ("" = root), any order. */

@@ -48,6 +48,12 @@
 #define POOL_MAX 64
 #define XML_MAX ((size_t)8 << 20)
 #define MIB ((uint64_t)1 << 20)
+/* A GET of an object the listing did not show: at most S3's limit for
+ * a single PUT. */
+#define GET_UNLISTED_MAX ((uint64_t)5 << 30)
+/* Transfers slower than this for CUMULUS_S3_STALL_SECONDS fail (and are
+ * retried): a server trickling a body cannot hold a command for days. */
+#define MIN_RATE 1024L
 
 struct s3 {
 	char *bucket;
@@ -78,6 +84,8 @@ struct req {
 	const char *extra;       /* one more header, or NULL */
 	int out_fd;              /* GET: body into this file, or -1 */
 	struct buf *out;         /* or into memory (bounded) */
+	uint64_t out_max;        /* most body bytes accepted (0: out's max) */
+	char out_what[64];       /* what sets out_max, for the message */
 	bool expect_body_md5;    /* check a plain ETag against the body */
 	/* results */
 	long status;
@@ -91,6 +99,7 @@ struct req {
 	EVP_MD_CTX *md5;
 	struct buf errbody;
 	int werr;
+	bool overflow; /* the body passed out_max */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -370,6 +379,13 @@ write_cb(char *p, size_t size, size_t nmemb, void *arg)
 			buf_reset(&r->errbody);
 		return n;
 	}
+	/* Bounded whatever the server says: an endless body or a huge
+	 * Content-Length fails at once instead of filling $TMPDIR. */
+	if (n > r->out_max - r->got ||
+	    (r->have_length && r->length > r->out_max)) {
+		r->overflow = true;
+		return 0;
+	}
 	r->got += n;
 	if (r->md5)
 		EVP_DigestUpdate(r->md5, p, n);
@@ -531,11 +547,20 @@ perform(struct s3 *s, struct req *r)
 		r->pos = 0;
 		r->got = 0;
 		r->werr = 0;
+		r->overflow = false;
 		r->etag[0] = '\0';
 		r->have_length = false;
 		buf_reset(&r->errbody);
 		if (r->out)
 			buf_reset(r->out);
+		if (r->out && (r->out_max == 0 || r->out_max > r->out->max))
+			r->out_max = r->out->max;
+		if (r->out_max == 0)
+			r->out_max = UINT64_MAX;
+		if (r->out_what[0] == '\0')
+			snprintf(r->out_what, sizeof(r->out_what),
+			    "the limit for an answer, %llu bytes",
+			    (unsigned long long)r->out_max);
 		if (r->out_fd >= 0 &&
 		    (ftruncate(r->out_fd, 0) || lseek(r->out_fd, 0, SEEK_SET))) {
 			err_setp("temporary file");
@@ -582,7 +607,10 @@ perform(struct s3 *s, struct req *r)
 		lc.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 		lc.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 		lc.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-		lc.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		/* Except CompleteMultipartUpload, which S3 may answer with
+		 * a trickle of whitespace while it assembles the parts. */
+		lc.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT,
+		    strcmp(r->method, "POST") == 0 ? 1L : MIN_RATE);
 		lc.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, s->stall);
 		lc.easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 		lc.easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
@@ -617,7 +645,11 @@ perform(struct s3 *s, struct req *r)
 		describe(s, r, &what);
 		if (cc != CURLE_OK) {
 			retry = retryable_curl(cc);
-			if (r->werr) {
+			if (r->overflow) {
+				err_set("%s: the answer is larger than %s",
+				    buf_str(&what), r->out_what);
+				retry = false;
+			} else if (r->werr) {
 				errno = r->werr;
 				err_setp("%s: cannot write the download",
 				    buf_str(&what));
@@ -1210,7 +1242,7 @@ s3_put(void *impl, const char *name, int fd, const char *path,
 }
 
 static int
-s3_get(void *impl, const char *name, int fd)
+s3_get(void *impl, const char *name, int fd, uint64_t listed)
 {
 	struct s3 *s = impl;
 	struct buf k;
@@ -1222,6 +1254,18 @@ s3_get(void *impl, const char *name, int fd)
 	req_init(&r, "GET", k.data);
 	r.out_fd = fd;
 	r.expect_body_md5 = true;
+	/* No more than the listing said (curl itself stops at the
+	 * Content-Length, but a chunked answer has none). */
+	if (listed != STORE_SIZE_UNKNOWN) {
+		r.out_max = listed + STORE_GET_SLACK;
+		snprintf(r.out_what, sizeof(r.out_what),
+		    "its listed size (%llu bytes)", (unsigned long long)listed);
+	} else {
+		r.out_max = GET_UNLISTED_MAX;
+		snprintf(r.out_what, sizeof(r.out_what),
+		    "the limit for an unlisted object, %llu bytes",
+		    (unsigned long long)GET_UNLISTED_MAX);
+	}
 	if (perform(s, &r) == 0) {
 		if (r.status == 200)
 			rc = 0;

@@ -1041,6 +1041,7 @@ sf_put(void *impl, const char *name, int fd, const char *path,
 struct get_arg {
 	const char *name;
 	int fd;
+	uint64_t listed;
 };
 
 static int
@@ -1095,6 +1096,15 @@ op_get(struct sftp_store *s, struct conn *c, void *arg)
 			broke = fail(s, c, "read", path);
 			break;
 		}
+		if (a->listed != STORE_SIZE_UNKNOWN &&
+		    got + (uint64_t)n > a->listed + STORE_GET_SLACK) {
+			broke = -1;
+			err_set("%s%s%s: larger than the listed size (%llu "
+				"bytes)",
+			    s->display, path[0] == '/' ? "" : "/~/", path,
+			    (unsigned long long)a->listed);
+			break;
+		}
 		if (fileio_write_full(a->fd, io, (size_t)n)) {
 			broke = -1;
 			err_setp("temporary file for '%s'", a->name);
@@ -1121,9 +1131,9 @@ out:
 }
 
 static int
-sf_get(void *impl, const char *name, int fd)
+sf_get(void *impl, const char *name, int fd, uint64_t listed)
 {
-	struct get_arg a = { name, fd };
+	struct get_arg a = { name, fd, listed };
 
 	return run_op(impl, op_get, &a);
 }

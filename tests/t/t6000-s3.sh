@@ -81,6 +81,18 @@ test_ok "proxy did truncate" grep -q ' truncate$' "$PROXY_LOG"
 printf 'stall GET 1 .tar\n' >"$PROXY_RULES"
 test_ok "restore survives a stalled download" env CUMULUS_S3_STALL_SECONDS=2 \
 	bash -c "$(declare -f restore_cmp compare_manifests make_manifest normalize_manifest); AWS_ENDPOINT_URL=http://127.0.0.1:$PROXY_PORT restore_cmp $URL $snap3 $T/r5"
+# Downloads are bounded in size (the listed size: an endless answer
+# must not fill $TMPDIR; ulimit stops the test's damage if it does) and
+# in time (a trickle of 2 bytes/s is too slow).
+printf 'endless GET 100 .tar\n' >"$PROXY_RULES"
+test_exit "an endless download fails" 1 via_proxy timeout 30 bash -c \
+	"ulimit -f 204800; exec cumulus-util --store=$URL restore-snapshot $snap3 $T/r5b"
+test_ok "... beyond the listed size" grep -q 'larger than its listed size' "$T/.out"
+printf 'trickle GET 100 .tar\n' >"$PROXY_RULES"
+test_exit "a trickling download times out" 1 via_proxy timeout 40 env \
+	CUMULUS_S3_STALL_SECONDS=2 CUMULUS_S3_RETRIES=1 \
+	cumulus-util --store=$URL restore-snapshot "$snap3" "$T/r5c"
+test_ok "... as too slow" grep -q 'too slow' "$T/.out"
 before=$(snapshots $URL)
 printf '503 PUT 1000\n' >"$PROXY_RULES"
 echo outage >>"$src/d/f2"
