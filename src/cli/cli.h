@@ -14,6 +14,14 @@ enum cli_exit {
 	CLI_WARNINGS = 3
 };
 
+/*
+ * ${name} (a name from a store, which a hostile store chooses) made safe to
+ * print: control characters (C0, DEL, C1) and bytes that are not UTF-8
+ * become \xHH.  The result lives until the fourth call after this one in
+ * the same thread (so a printf can take a few); long names are cut.
+ */
+const char *cli_name(const char *name);
+
 int cli_backup_main(int argc, char **argv);
 int cli_util_main(int argc, char **argv);
 /* cumulus-util's space commands (gc, forget, clean, ...): the whole

@@ -321,19 +321,20 @@ cmd_forget(struct space *s)
 		if (!v[i].selected)
 			continue;
 		if (v[i].keep) {
-			printf("keep   %s (%s)\n", v[i].name, v[i].reasons);
+			printf("keep   %s (%s)\n", cli_name(v[i].name),
+			    v[i].reasons);
 			continue;
 		}
 		ndel++;
 		if (s->dry_run) {
-			printf("would delete %s\n", v[i].name);
+			printf("would delete %s\n", cli_name(v[i].name));
 			continue;
 		}
 		if (forget_delete_snapshot(s->st, v[i].name) < 0) {
 			rc = sfail(v[i].name);
 			continue;
 		}
-		printf("delete %s\n", v[i].name);
+		printf("delete %s\n", cli_name(v[i].name));
 	}
 	printf("%zu snapshot%s %sdeleted\n", ndel, ndel == 1 ? "" : "s",
 	    s->dry_run ? "would be " : "");
@@ -349,7 +350,7 @@ gc_deleted(void *arg, const char *path, uint64_t size, const char *why)
 	const struct space *s = arg;
 
 	printf("%s %s: %s (%" PRIu64 " bytes)\n",
-	    s->dry_run ? "Would delete" : "Delete", why, path, size);
+	    s->dry_run ? "Would delete" : "Delete", why, cli_name(path), size);
 }
 
 static void
@@ -358,7 +359,8 @@ gc_missing(void *arg, const char *snapshot, const char *uuid)
 	(void)arg;
 	fflush(stdout);
 	fprintf(stderr, "WARNING: segment %s, used by snapshot %s (and maybe"
-	    " others), is MISSING from the store\n", uuid, snapshot);
+	    " others), is MISSING from the store\n", cli_name(uuid),
+	    cli_name(snapshot));
 }
 
 static void
@@ -367,7 +369,7 @@ gc_young(void *arg, const char *path)
 	const struct space *s = arg;
 
 	if (s->verbose)
-		printf("Keep (younger than --min-age): %s\n", path);
+		printf("Keep (younger than --min-age): %s\n", cli_name(path));
 }
 
 static void

@@ -31,7 +31,7 @@ static void
 on_copy(void *arg, const char *path, uint64_t size)
 {
 	if (*(int *)arg)
-		printf("copy %s (%" PRIu64 " bytes)\n", path, size);
+		printf("copy %s (%" PRIu64 " bytes)\n", cli_name(path), size);
 }
 
 int

@@ -98,7 +98,7 @@ cmd_list(struct util *u)
 	if (snapshot_list_names(u->st, &names, &n))
 		return fail(NULL);
 	for (size_t i = 0; i < n; i++)
-		printf("%s\n", names[i]);
+		printf("%s\n", cli_name(names[i]));
 	snapshot_names_free(names, n);
 	return CLI_OK;
 }
@@ -167,9 +167,9 @@ cmd_sizes(struct util *u)
 				removed += sz;
 				nrem++;
 			}
-		printf("%s: %.3f +%.3f -%.3f (+%u/-%u segments)\n", names[i],
-		    total / 1048576.0, added / 1048576.0, removed / 1048576.0,
-		    nadd, nrem);
+		printf("%s: %.3f +%.3f -%.3f (+%u/-%u segments)\n",
+		    cli_name(names[i]), total / 1048576.0, added / 1048576.0,
+		    removed / 1048576.0, nadd, nrem);
 		/* Keep this snapshot's segment list for the next one. */
 		cur = calloc(d->nsegments + 1, sizeof(char *));
 		for (size_t k = 0; cur && k < d->nsegments; k++)

@@ -86,9 +86,10 @@ decode(const char *s, const char *e, struct buf *out)
 		size_t i;
 
 		if (*s != '&') {
-			if ((unsigned char)*s < 0x20 && *s != '\t' &&
-			    *s != '\n' && *s != '\r')
-				goto bad;
+			if (((unsigned char)*s < 0x20 && *s != '\t' &&
+				*s != '\n' && *s != '\r') ||
+			    *s == 0x7f)
+				goto control;
 			if (*s == '<')
 				goto bad;
 			if (buf_putc(out, *s))
@@ -136,8 +137,11 @@ decode(const char *s, const char *e, struct buf *out)
 				if (c > 0x10ffff)
 					goto bad;
 			}
-			/* No NULs or controls smuggled in by reference. */
-			if (c < 0x20 || (c >= 0xd800 && c <= 0xdfff))
+			/* No NULs or controls (C0, DEL, C1) smuggled in by
+			 * reference. */
+			if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+				goto control;
+			if (c >= 0xd800 && c <= 0xdfff)
 				goto bad;
 			if (put_utf8(out, c))
 				return -1;
@@ -149,6 +153,9 @@ decode(const char *s, const char *e, struct buf *out)
 	return 0;
 bad:
 	err_set("S3 response: malformed XML text");
+	return -1;
+control:
+	err_set("S3 response: control character in the XML text");
 	return -1;
 }
 
@@ -181,6 +188,55 @@ parse_size(const char *s, const char *e, uint64_t *out)
 	}
 	*out = v;
 	return 0;
+}
+
+/*
+ * A key is UTF-8 (S3 says so) without control characters: C0, DEL and C1
+ * (U+0080..U+009F, and raw bytes 0x80..0x9f outside a sequence, which a
+ * terminal in an 8-bit locale takes for C1) could drive the terminal of
+ * whoever lists the store.
+ */
+static bool
+key_text_ok(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t len;
+		unsigned long cp;
+
+		if (c < 0x80) {
+			if (c < 0x20 || c == 0x7f)
+				return false;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		/* Overlong forms, surrogates, beyond U+10FFFF, C1. */
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ||
+		    cp <= 0x9f)
+			return false;
+		i += len;
+	}
+	return true;
 }
 
 int
@@ -221,11 +277,11 @@ s3xml_parse_list(const char *xml, size_t n,
 			err_set("S3 response: bad object entry");
 			goto out;
 		}
-		for (size_t i = 0; i < key.len; i++)
-			if ((unsigned char)key.data[i] < 0x20) {
-				err_set("S3 response: control character in a key");
-				goto out;
-			}
+		if (!key_text_ok((const unsigned char *)key.data, key.len)) {
+			err_set("S3 response: control character or invalid "
+				"UTF-8 in a key");
+			goto out;
+		}
 		r = cb(arg, key.data, size);
 		if (r) {
 			rc = r;

@@ -4,8 +4,9 @@
  *
  * Responses are hostile input: the parser works on a bounded byte range
  * (no NUL needed), accepts only the five XML entities and numeric
- * character references, refuses keys with control characters or longer
- * than S3XML_KEY_MAX, and sizes that do not fit in 63 bits.
+ * character references, refuses keys that are not UTF-8, hold control
+ * characters (C0, DEL, C1) or are longer than S3XML_KEY_MAX, and sizes
+ * that do not fit in 63 bits.
  */
 #ifndef CUMULUS_S3XML_H
 #define CUMULUS_S3XML_H

@@ -20,6 +20,7 @@
 #include "store_backend.h"
 
 #define MAX_JOBS 64
+#define NAME_MAX_LEN 1024
 
 static const struct store_ops *const backends[] = {
 	&store_s3_ops,
@@ -186,6 +187,16 @@ store_set_jobs(struct store *st, unsigned jobs)
 	st->jobs = jobs;
 }
 
+/* Control characters (a terminal's escape sequences) in a name. */
+static bool
+has_controls(const char *name)
+{
+	for (const char *p = name; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return true;
+	return false;
+}
+
 /* Names come from descriptors and command lines: refuse anything that
  * could leave the store directory or the store's prefix. */
 static int
@@ -193,7 +204,7 @@ check_name(const char *name)
 {
 	const char *p = name;
 
-	if (name[0] == '\0' || name[0] == '/' || strlen(name) > 1024)
+	if (name[0] == '\0' || name[0] == '/' || strlen(name) > NAME_MAX_LEN)
 		goto bad;
 	while (*p) {
 		const char *slash = strchr(p, '/');
@@ -208,9 +219,8 @@ check_name(const char *name)
 		if (*p == '\0')
 			goto bad;
 	}
-	for (p = name; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			goto bad;
+	if (has_controls(name))
+		goto bad;
 	return 0;
 bad:
 	err_set("invalid store file name '%.200s'", name);
@@ -321,14 +331,34 @@ oom:
 	return -1;
 }
 
+/*
+ * Whether a name a backend listed in ${dir} is shown to callers: not temp
+ * files (dot files), nothing below the directory, and nothing check_name()
+ * would refuse, so that one odd file in a store cannot make the callers
+ * that use what they list (gc) fail, nor put escape sequences on a
+ * terminal through the commands that print names.
+ */
+static bool
+listable(const char *dir, const char *name)
+{
+	return name[0] != '.' && name[0] != '\0' && strchr(name, '/') == NULL &&
+	    !has_controls(name) &&
+	    strlen(dir) + 1 + strlen(name) <= NAME_MAX_LEN;
+}
+
+struct fill {
+	struct cache_dir *c;
+	const char *dir;
+};
+
 static int
 fill_cb(void *arg, const char *name, uint64_t size)
 {
-	struct cache_dir *c = arg;
+	struct fill *f = arg;
 
-	if (name[0] == '.' || strchr(name, '/') != NULL)
-		return 0; /* temp files; nothing below the directory */
-	return cache_add(c, name, size);
+	if (!listable(f->dir, name))
+		return 0;
+	return cache_add(f->c, name, size);
 }
 
 /* The cached listing of ${dir}, listing it now if needed. */
@@ -336,6 +366,7 @@ static struct cache_dir *
 cache_dir(struct store *st, const char *dir)
 {
 	struct cache_dir *c = cache_find_dir(st, dir), tmp;
+	struct fill f = { &tmp, dir };
 
 	if (c)
 		return c;
@@ -345,7 +376,7 @@ cache_dir(struct store *st, const char *dir)
 		err_set("out of memory");
 		return NULL;
 	}
-	if (st->ops->list(st->impl, dir, fill_cb, &tmp)) {
+	if (st->ops->list(st->impl, dir, fill_cb, &f)) {
 		for (size_t j = 0; j < tmp.n; j++)
 			free(tmp.names[j]);
 		free(tmp.names);
@@ -777,6 +808,7 @@ store_delete(struct store *st, const char *name)
 }
 
 struct collect {
+	const char *dir;
 	char **v;
 	size_t n, cap;
 };
@@ -787,7 +819,7 @@ collect_cb(void *arg, const char *name, uint64_t size)
 	struct collect *c = arg;
 
 	(void)size;
-	if (name[0] == '.' || strchr(name, '/') != NULL)
+	if (!listable(c->dir, name))
 		return 0;
 	if (c->n == c->cap) {
 		size_t ncap = c->cap ? c->cap * 2 : 64;
@@ -812,7 +844,7 @@ int
 store_list(struct store *st, const char *dir,
     int (*cb)(void *arg, const char *name), void *arg)
 {
-	struct collect c = { NULL, 0, 0 };
+	struct collect c = { dir, NULL, 0, 0 };
 	int rc = -1;
 
 	if (dir[0] && check_name(dir))

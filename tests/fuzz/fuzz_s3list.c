@@ -3,7 +3,8 @@
  * Properties, for every input:
  *   - the parser returns 0 or -1 and never reads outside the input;
  *   - every key it reports is non-empty, at most S3XML_KEY_MAX bytes,
- *     without control characters, and every size fits in 63 bits;
+ *     without control characters (C0, DEL, C1), and every size fits
+ *     in 63 bits;
  *   - a truncated page always comes with a non-empty token.
  * A violation abort()s.
  */
@@ -23,7 +24,10 @@ check_key(void *arg, const char *key, uint64_t size)
 	if (n == 0 || n > S3XML_KEY_MAX || size > UINT64_MAX / 2)
 		abort();
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)key[i] < 0x20)
+		if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f ||
+		    ((unsigned char)key[i] == 0xc2 &&
+			(unsigned char)key[i + 1] >= 0x80 &&
+			(unsigned char)key[i + 1] <= 0x9f))
 			abort();
 	return 0;
 }

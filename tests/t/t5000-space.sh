@@ -75,6 +75,27 @@ touch -d '3 days ago' "$T/store/.tmp.x.1234"
 test_ok "gc deletes an old temp file" U --store="$T/store" gc
 test_eq "temp file gone" "$(ls -a "$T/store" | grep -c '^\.tmp\.')" 0
 
+# ---- names with control characters in the store ----
+# Not shown by the store layer (so gc is not blocked by them), and names
+# that are shown are printed escaped: no escape sequences on a terminal.
+evil=$(printf 'X\033]0;TITLE\007\033[31mRED')
+: >"$T/store/snapshot-$evil.lbs"
+: >"$T/store/snapshot-$evil-old.sha1sums"
+: >"$T/store/snapshot-C1$(printf '\302\233')31m.lbs"
+test_ok "list-snapshots with odd names in the store" U --store="$T/store" \
+	list-snapshots
+cp "$T/.stdout" "$T/list.out"
+test_eq "... prints no control bytes" \
+	"$(tr -d '\n' <"$T/list.out" | LC_ALL=C grep -c $'[\001-\037\177]\|\302[\200-\237]')" 0
+test_ok "... and escapes a C1 control" grep -qxF 'C1\xc2\x9b31m' "$T/list.out"
+U --store="$T/store" forget --keep-last 100 --dry-run >"$T/forget.out" 2>&1
+test_eq "forget --dry-run prints no control bytes" \
+	"$(tr -d '\n' <"$T/forget.out" | LC_ALL=C grep -c $'[\001-\037\177]\|\302[\200-\237]')" 0
+rm -f "$T/store/snapshot-$evil.lbs" "$T/store/snapshot-C1"*
+test_ok "gc is not blocked by a side file with an odd name" U --store="$T/store" \
+	gc --dry-run --min-age=0
+rm -f "$T/store/snapshot-$evil-old.sha1sums"
+
 # ---- concurrent backup, gc in the middle (default --min-age) ----
 head -c 3000000 /dev/urandom >"$T/src/tree/new1"
 # A slow filter keeps the backup running, segments published one by one.

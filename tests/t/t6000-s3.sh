@@ -107,6 +107,27 @@ test_ok "next backup succeeds" cumulus --dest=$URL --localdb="$db" "$src"
 snap4=$(cumulus-util --store=$URL list-snapshots | tail -1)
 test_ok "and restores" restore_cmp $URL "$snap4" "$T/r7"
 
+# ---- crafted listings (answered by the proxy) ----
+# page KEY [TRUNCATED TOKEN]: a ListObjectsV2 page holding one key of odd/.
+page() {
+	printf '<?xml version="1.0"?><ListBucketResult><Name>t6000</Name>'
+	printf '<Contents><Key>odd/snapshots/%s</Key><Size>5</Size></Contents>' "$1"
+	printf '<IsTruncated>%s</IsTruncated>' "${2:-false}"
+	[ -n "${3+set}" ] && printf '<NextContinuationToken>%s</NextContinuationToken>' "$3"
+	printf '</ListBucketResult>'
+}
+n=0
+for key in 'snapshot-&#x9b;2J.lbs' $'snapshot-\x9b31m.lbs' $'snapshot-\xc2\x9b31m.lbs' \
+	$'snapshot-\x7fx.lbs'; do
+	n=$((n + 1))
+	page "$key" >"$T/odd$n.xml"
+	echo "body=$T/odd$n.xml GET 1 prefix=odd%2F" >"$PROXY_RULES"
+	test_exit "a key with a control character (C1, DEL) is refused ($n)" 1 \
+		via_proxy cumulus-util --store=s3://t6000/odd list-snapshots
+	test_ok "... as such" grep -q 'control character' "$T/.out"
+done
+: >"$PROXY_RULES"
+
 # ---- wrong secret ----
 test_exit "wrong secret fails" 1 env AWS_SECRET_ACCESS_KEY=wrong-secret-XYZ \
 	cumulus-util --store=$URL list-snapshots
