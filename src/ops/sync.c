@@ -98,9 +98,29 @@ dst_has(struct store *src, struct store *dst, const char *path,
 	return strcmp(have, want) == 0;
 }
 
+/* Asynchronous copies not yet confirmed: they count as copied only
+ * once a store_flush() says every upload succeeded. */
+struct pending {
+	uint64_t files, bytes;
+};
+
+/* Wait for the asynchronous copies; count them if they all succeeded. */
+static int
+confirm(struct store *dst, struct pending *pend, struct sync_stats *stats)
+{
+	int rc = store_flush(dst);
+
+	if (rc == 0) {
+		stats->copied += pend->files;
+		stats->bytes_copied += pend->bytes;
+	}
+	pend->files = pend->bytes = 0;
+	return rc;
+}
+
 static int
 copy_file(struct store *src, struct store *dst, const char *path,
-    const char *want, bool async, const struct sync_callbacks *cb,
+    const char *want, struct pending *async, const struct sync_callbacks *cb,
     struct sync_stats *stats)
 {
 	struct store_writer *w;
@@ -161,10 +181,18 @@ copy_file(struct store *src, struct store *dst, const char *path,
 		    path);
 		return -1;
 	}
+	if (async) {
+		if (store_writer_commit_async(w, false))
+			return -1;
+		async->files++;
+		async->bytes += total;
+		return 0;
+	}
+	if (store_writer_commit(w, false))
+		return -1;
 	stats->copied++;
 	stats->bytes_copied += total;
-	return async ? store_writer_commit_async(w, false)
-		     : store_writer_commit(w, false);
+	return 0;
 fail:
 	hash_abort(&h);
 	if (fd >= 0)
@@ -175,7 +203,8 @@ fail:
 
 static int
 sync_one(struct store *src, struct store *dst, const char *name,
-    const struct sync_callbacks *cb, struct sync_stats *stats)
+    const struct sync_callbacks *cb, struct sync_stats *stats,
+    struct pending *pend)
 {
 	struct descriptor d;
 	struct sums sums;
@@ -217,17 +246,17 @@ sync_one(struct store *src, struct store *dst, const char *name,
 		}
 		r = copy_file(src, dst, seg, sums_lookup(&sums, base_name(seg),
 						   sha),
-		    true, cb, stats);
+		    pend, cb, stats);
 		free(seg);
 		if (r)
 			goto out;
 	}
-	if (sums.text.len && copy_file(src, dst, p.data, NULL, true, cb, stats))
+	if (sums.text.len && copy_file(src, dst, p.data, NULL, pend, cb, stats))
 		goto out;
 	/* The descriptor last: a synchronous write waits for every copy
 	 * above to be confirmed. */
-	if (store_flush(dst) ||
-	    copy_file(src, dst, desc_path, NULL, false, cb, stats))
+	if (confirm(dst, pend, stats) ||
+	    copy_file(src, dst, desc_path, NULL, NULL, cb, stats))
 		goto out;
 	stats->snapshots++;
 	rc = 0;
@@ -248,6 +277,7 @@ sync_snapshots(struct store *src, struct store *dst,
     const char *const *names, size_t n, const struct sync_callbacks *cb,
     struct sync_stats *stats)
 {
+	struct pending pend = { 0, 0 };
 	char **all = NULL;
 	size_t nall = 0;
 	int rc = 0;
@@ -260,8 +290,8 @@ sync_snapshots(struct store *src, struct store *dst,
 		n = nall;
 	}
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = sync_one(src, dst, names[i], cb, stats);
-	if (store_flush(dst))
+		rc = sync_one(src, dst, names[i], cb, stats, &pend);
+	if (confirm(dst, &pend, stats))
 		rc = -1;
 	snapshot_names_free(all, nall);
 	return rc;

@@ -25,7 +25,7 @@ struct sync_stats {
 	uint64_t snapshots;
 	uint64_t required; /* files the snapshots need */
 	uint64_t present;  /* already at the destination, verified */
-	uint64_t copied;
+	uint64_t copied; /* stored, confirmed by the destination */
 	uint64_t bytes_copied;
 };
 

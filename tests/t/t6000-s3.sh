@@ -146,6 +146,11 @@ lsnap=$(cumulus-util --store="$T/local" list-snapshots | tail -1)
 test_ok "sync file -> S3" cumulus-sync "$T/local" s3://t6000/synced
 test_ok "sync again copies nothing" cumulus-sync "$T/local" s3://t6000/synced
 test_ok "... and says so" grep -q ' 0 copied' "$T/.out"
+printf '503 PUT 1000\n' >"$PROXY_RULES"
+test_exit "sync during an outage fails" 1 via_proxy env CUMULUS_S3_RETRIES=0 \
+	cumulus-sync "$T/local" s3://t6000/outage
+test_ok "... and counts no failed upload as copied" grep -q ' 0 copied' "$T/.out"
+: >"$PROXY_RULES"
 test_ok "sync S3 -> file" cumulus-sync s3://t6000/synced "$T/back"
 test_ok "synced copy restores" restore_cmp "$T/back" "$lsnap" "$T/r8"
 seg=$(cd "$T/back" && ls ./*.tar.zst | head -1)
