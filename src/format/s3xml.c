@@ -297,9 +297,10 @@ s3xml_parse_list(const char *xml, size_t n,
 		buf_reset(token);
 		r = s3xml_find(xml, n, "NextContinuationToken", token);
 		if (r <= 0 || token->len == 0) {
-			if (r == 0)
-				err_set("S3 response: truncated listing without "
-					"a continuation token");
+			if (r >= 0)
+				err_set("S3 response: truncated listing with%s "
+					"continuation token",
+				    r == 0 ? "out a" : " an empty");
 			goto out;
 		}
 	}

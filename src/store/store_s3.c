@@ -1398,7 +1398,11 @@ s3_list(void *impl, const char *dir, store_list_cb cb, void *arg)
 		req_init(&r, "GET", NULL);
 		r.query = q.data;
 		r.out = &page;
+		snprintf(r.out_what, sizeof(r.out_what),
+		    "the limit for a listing page, %zu bytes", XML_MAX);
 		if (perform(s, &r)) {
+			err_prefix("listing s3://%s/%s", s->bucket,
+			    prefix.data);
 			req_done(&r);
 			goto out;
 		}

@@ -126,6 +126,34 @@ for key in 'snapshot-&#x9b;2J.lbs' $'snapshot-\x9b31m.lbs' $'snapshot-\xc2\x9b31
 		via_proxy cumulus-util --store=s3://t6000/odd list-snapshots
 	test_ok "... as such" grep -q 'control character' "$T/.out"
 done
+# A page over the 8 MiB limit, and a truncated page with an empty token:
+# messages that say what is wrong with the listing.
+python3 -c "
+import sys
+sys.stdout.write('<?xml version=\"1.0\"?><ListBucketResult><Name>t6000</Name>')
+for i in range(120000):
+    sys.stdout.write('<Contents><Key>odd/snapshots/seg-%07d.tar</Key><Size>10</Size></Contents>' % i)
+sys.stdout.write('<IsTruncated>false</IsTruncated></ListBucketResult>')" >"$T/huge.xml"
+echo "body=$T/huge.xml GET 1 prefix=odd%2F" >"$PROXY_RULES"
+test_exit "a listing page over 8 MiB fails" 1 \
+	via_proxy cumulus-util --store=s3://t6000/odd list-snapshots
+test_ok "... naming the listing and the limit" \
+	grep -q 'listing s3://t6000/odd/.*limit for a listing page' "$T/.out"
+page snapshot-a.lbs true '' >"$T/notoken.xml"
+echo "body=$T/notoken.xml GET 1 prefix=odd%2F" >"$PROXY_RULES"
+test_exit "a truncated page with an empty token fails" 1 \
+	via_proxy cumulus-util --store=s3://t6000/odd list-snapshots
+test_ok "... saying so" grep -q 'empty continuation token' "$T/.out"
+# Continuation tokens cycling A, B, A, ..., each page repeating a key of
+# an earlier one: the listing fails instead of looping.
+page snapshot-1.lbs true A >"$T/pageA.xml"
+page snapshot-2.lbs true B >"$T/pageB.xml"
+printf '%s\n' "body=$T/pageB.xml GET 100000 continuation-token=A&" \
+	"body=$T/pageA.xml GET 100000 continuation-token=B&" \
+	"body=$T/pageA.xml GET 100000 prefix=odd%2F" >"$PROXY_RULES"
+test_exit "a listing whose tokens cycle fails" 1 \
+	via_proxy timeout 20 cumulus-util --store=s3://t6000/odd list-snapshots
+test_ok "... as not advancing" grep -q 'does not advance' "$T/.out"
 : >"$PROXY_RULES"
 
 # ---- wrong secret ----
