@@ -8,7 +8,8 @@
  * AWS_DEFAULT_REGION (default us-east-1), AWS_ENDPOINT_URL_S3 or
  * AWS_ENDPOINT_URL (other servers; path-style addressing).  Tuning, mostly
  * for tests: CUMULUS_S3_MULTIPART_THRESHOLD, CUMULUS_S3_PART_SIZE (bytes),
- * CUMULUS_S3_RETRIES, CUMULUS_S3_RETRY_BASE_MS, CUMULUS_S3_STALL_SECONDS.
+ * CUMULUS_S3_RETRIES, CUMULUS_S3_RETRY_BASE_MS, CUMULUS_S3_STALL_SECONDS;
+ * CUMULUS_S3_DEBUG=1 prints the exchanges, credentials redacted.
  *
  * Integrity: every body is sent with its SHA-256 (x-amz-content-sha256,
  * signed) and MD5 (Content-MD5), so the server refuses damaged bytes; an
@@ -21,7 +22,7 @@
  * 4 MiB to the resident size of every command, S3 or not.
  *
  * Credentials go to curl through CURLOPT_USERNAME/PASSWORD and a header;
- * they never appear in URLs or error messages.
+ * they never appear in URLs, error messages or CUMULUS_S3_DEBUG output.
  */
 #include "store_backend.h"
 
@@ -417,6 +418,82 @@ write_cb2(char *p, size_t size, size_t nmemb, void *arg)
 	return write_cb(p, size, nmemb, w->r);
 }
 
+/*
+ * CUMULUS_S3_DEBUG: what curl's verbose mode prints (its messages and the
+ * headers both ways, not the bodies), but with the values of the headers
+ * that carry credentials replaced: Authorization holds the signature and
+ * the access key id, x-amz-security-token the session token.  Control
+ * characters from the server are shown as \xNN.
+ */
+static bool
+secret_header(const char *p, size_t n)
+{
+	static const char *const names[] = { "authorization:",
+		"proxy-authorization:", "x-amz-security-token:", "cookie:",
+		"set-cookie:", "x-amz-server-side-encryption-customer-key:",
+		"x-amz-copy-source-server-side-encryption-customer-key:" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t l = strlen(names[i]);
+
+		if (n >= l && strncasecmp(p, names[i], l) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+debug_line(const char *mark, const char *p, size_t n)
+{
+	const char *colon = memchr(p, ':', n);
+
+	fputs(mark, stderr);
+	if (strcmp(mark, "* ") != 0 && colon && secret_header(p, n)) {
+		fprintf(stderr, "%.*s: [redacted]\n", (int)(colon - p), p);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '\r' && i + 1 == n)
+			continue;
+		if (c < 0x20 || c == 0x7f)
+			fprintf(stderr, "\\x%02x", c);
+		else
+			fputc(c, stderr);
+	}
+	fputc('\n', stderr);
+}
+
+static int
+debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
+{
+	const char *mark;
+
+	(void)h;
+	(void)arg;
+	if (type == CURLINFO_TEXT)
+		mark = "* ";
+	else if (type == CURLINFO_HEADER_IN)
+		mark = "< ";
+	else if (type == CURLINFO_HEADER_OUT)
+		mark = "> ";
+	else
+		return 0; /* bodies and TLS records */
+	/* One call may hold several lines (a request's headers). */
+	while (size > 0) {
+		const char *nl = memchr(data, '\n', size);
+		size_t n = nl ? (size_t)(nl - data) : size;
+
+		if (n > 0 && !(n == 1 && data[0] == '\r'))
+			debug_line(mark, data, n);
+		n += nl ? 1 : 0;
+		data += n;
+		size -= n;
+	}
+	return 0;
+}
+
 /* ---- requests ---- */
 
 static CURL *
@@ -618,8 +695,10 @@ perform(struct s3 *s, struct req *r)
 		lc.easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb2);
 		lc.easy_setopt(c, CURLOPT_WRITEDATA, &wc);
 		lc.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-		if (getenv("CUMULUS_S3_DEBUG"))
+		if (getenv("CUMULUS_S3_DEBUG")) {
+			lc.easy_setopt(c, CURLOPT_DEBUGFUNCTION, debug_cb);
 			lc.easy_setopt(c, CURLOPT_VERBOSE, 1L);
+		}
 		if (strcmp(r->method, "HEAD") == 0) {
 			lc.easy_setopt(c, CURLOPT_NOBODY, 1L);
 		} else if (strcmp(r->method, "PUT") == 0) {

@@ -165,6 +165,12 @@ test_fail "... without the secret in the message" grep -q 'wrong-secret-XYZ' "$T
 test_exit "no credentials: clear error" 1 env -u AWS_ACCESS_KEY_ID \
 	cumulus-util --store=$URL list-snapshots
 test_ok "... naming the variables" grep -q 'AWS_ACCESS_KEY_ID' "$T/.out"
+AWS_SESSION_TOKEN=SeSsIoN-ToKeN-SECRET CUMULUS_S3_DEBUG=1 \
+	cumulus-util --store=$URL list-snapshots >"$T/debug.out" 2>&1
+test_ok "CUMULUS_S3_DEBUG shows the headers" \
+	grep -q '^> x-amz-security-token: \[redacted\]' "$T/debug.out"
+test_eq "... without the session token or the signature" \
+	"$(grep -c 'SeSsIoN-ToKeN\|Signature=' "$T/debug.out")" 0
 test_exit "remote --dest without --localdb is a usage error" 2 \
 	cumulus --dest=$URL "$src"
 
