@@ -180,8 +180,9 @@ file_age(struct store *st, const char *path, int64_t *age)
 
 /*
  * ".tmp.*" files of interrupted writes: the store API hides dot files, so
- * a local store's directories are read directly (a remote store has no
- * such files: its uploads are atomic).
+ * a local store's directories are read directly, with the files' ages;
+ * a remote store's (an SFTP upload cut off) through store_list_temp(),
+ * where gc runs only with --min-age=0.
  */
 static int
 temp_files(const struct gc_options *o, const char *root, const char *dir,
@@ -232,6 +233,49 @@ temp_files(const struct gc_options *o, const char *root, const char *dir,
 	closedir(d);
 	buf_release(&path);
 	return rc;
+}
+
+struct remote_temp {
+	struct store *st;
+	const struct gc_options *o;
+	const char *dir;
+	struct gc_stats *stats;
+};
+
+static int
+remote_temp_cb(void *arg, const char *name, uint64_t size)
+{
+	struct remote_temp *t = arg;
+	struct buf path;
+	int r = 0;
+
+	buf_init(&path, 4096);
+	if (buf_printf(&path, "%s%s%s", t->dir, *t->dir ? "/" : "", name)) {
+		buf_release(&path);
+		return -1;
+	}
+	if (!t->o->dry_run)
+		r = store_delete(t->st, path.data);
+	if (r < 0) {
+		err_prefix("deleting '%s'", path.data);
+	} else {
+		r = 0;
+		t->stats->deleted++;
+		t->stats->reclaimed += size;
+		if (t->o->deleted)
+			t->o->deleted(t->o->arg, path.data, size, "temp file");
+	}
+	buf_release(&path);
+	return r;
+}
+
+static int
+remote_temp_files(struct store *st, const struct gc_options *o,
+    const char *dir, struct gc_stats *stats)
+{
+	struct remote_temp t = { st, o, dir, stats };
+
+	return store_list_temp(st, dir, remote_temp_cb, &t);
 }
 
 /* Read every descriptor: the referenced segments and who references
@@ -414,10 +458,13 @@ gc_run(struct store *st, const struct gc_options *o, struct gc_stats *stats)
 		if (o->deleted)
 			o->deleted(o->arg, path, size, todo.v[i]);
 	}
-	for (size_t i = 0; store_local_dir(st) != NULL &&
-	    i < sizeof(gc_dirs) / sizeof(gc_dirs[0]); i++)
-		if (temp_files(o, store_local_dir(st), gc_dirs[i], stats))
+	for (size_t i = 0; i < sizeof(gc_dirs) / sizeof(gc_dirs[0]); i++) {
+		const char *local = store_local_dir(st);
+
+		if (local ? temp_files(o, local, gc_dirs[i], stats)
+			  : remote_temp_files(st, o, gc_dirs[i], stats))
 			goto out;
+	}
 report:
 	strs_sort_unique(&present);
 	for (size_t i = 0; i < owners.n; i++) {

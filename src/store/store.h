@@ -98,5 +98,13 @@ int store_delete(struct store *st, const char *name);
  */
 int store_list(struct store *st, const char *dir,
     int (*cb)(void *arg, const char *name), void *arg);
+/*
+ * Call ${cb} with each temp file (".tmp.*", what an interrupted upload
+ * leaves behind; store_list() hides them) directly in ${dir}, and its
+ * size: for gc, which deletes them.  Stops and returns the callback's
+ * value if it is non-zero.  0 or -1.
+ */
+int store_list_temp(struct store *st, const char *dir,
+    int (*cb)(void *arg, const char *name, uint64_t size), void *arg);
 
 #endif

@@ -1295,9 +1295,11 @@ op_list(struct sftp_store *s, struct conn *c, void *arg)
 			break;
 		}
 		name[n] = '\0';
-		/* Hostile names: the server's NUL or '/' is not a name. */
-		if (name[0] == '.' || strlen(name) != (size_t)n ||
-		    strchr(name, '/'))
+		/* Hostile names: the server's NUL or '/' is not a name.  Of
+		 * the dot files only temp files, for gc (store.c hides them
+		 * from everyone else). */
+		if ((name[0] == '.' && strncmp(name, ".tmp.", 5) != 0) ||
+		    strlen(name) != (size_t)n || strchr(name, '/'))
 			continue;
 		if ((at.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) &&
 		    LIBSSH2_SFTP_S_ISLNK(at.permissions)) {

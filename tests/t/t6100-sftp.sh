@@ -99,6 +99,16 @@ test_ok "sync sftp -> file" cumulus-sync "sftp://$HOSTP$T/srv/synced" "$T/back"
 test_ok "synced copy restores" restore_cmp "$T/back" "$lsnap" "$T/r4"
 test_eq "no temp files left after syncs" "$(temps)" 0
 
+# ---- gc removes what an interrupted upload left ----
+before=$(snapshots "$URL")
+head -c 1000 /dev/urandom >"$T/srv/store/.tmp.left.1"
+mkdir -p "$T/srv/store/snapshots"
+head -c 1000 /dev/urandom >"$T/srv/store/snapshots/.tmp.left.2"
+test_ok "gc over sftp" cumulus-util --store="$URL" gc --min-age=0
+test_eq "... removes the temp files of interrupted uploads" "$(temps)" 0
+test_ok "... and names them" grep -q 'temp file: snapshots/.tmp.left.2 (1000 bytes)' "$T/.out"
+test_eq "... but no snapshot" "$(snapshots "$URL")" "$before"
+
 # ---- upload script ----
 test_ok "backup through cumulus-store sftp://" cumulus \
 	--upload-script="cumulus-store sftp://$HOSTP$T/srv/up" \
