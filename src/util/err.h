@@ -8,7 +8,8 @@
  *
  * Messages often quote what a store holds (names, references), and a
  * hostile store must not reach the terminal with escape sequences: every
- * recorded message shows control bytes (below 0x20, and 0x7f) as "\xNN".
+ * recorded message shows control bytes (below 0x20, and 0x7f), C1
+ * controls (U+0080..U+009F) and bytes that are not UTF-8 as "\xNN".
  */
 #ifndef CUMULUS_ERR_H
 #define CUMULUS_ERR_H
@@ -29,9 +30,13 @@ const char *err_msg(void);
 /* Forget the recorded message. */
 void err_clear(void);
 /* Format into ${dst} (${cap} > 0 bytes, always terminated, cut short if
- * need be) with control bytes as "\xNN", as recorded messages are: for
- * messages that do not go through err_set(), such as warnings. */
+ * need be) escaped as recorded messages are: for messages that do not go
+ * through err_set(), such as warnings. */
 void err_vformat(char *dst, size_t cap, const char *fmt, va_list ap)
     ERR_PRINTF(3, 0);
+/* Copy ${src} into ${dst} (${cap} > 0 bytes, always terminated, cut short
+ * between characters if need be) escaped as recorded messages are: for
+ * text that is printed without a message around it, such as names. */
+void err_printable(char *dst, size_t cap, const char *src);
 
 #endif
