@@ -4,7 +4,8 @@
  * the path.  Properties, for every input:
  *   - a pattern equal to the path (leading '/' aside) matches it;
  *   - a pattern with no glob characters matches exactly when it is the
- *     path, or has no '/' and is the path's last component;
+ *     path (leading '/' aside), or has no '/' at all (a leading one
+ *     counts) and is the path's last component;
  *   - "*" matches every path;
  *   - adding a pattern never makes a matching path stop matching;
  *   - the answer for a set is the OR of the answers for each pattern.
@@ -56,7 +57,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (is_literal(bare) &&
 		    m != (strcmp(bare, path) == 0 ||
-			     (strchr(bare, '/') == NULL &&
+			     (strchr(pat, '/') == NULL &&
 				 strcmp(bare, base) == 0)))
 			abort();
 		any = any || m;

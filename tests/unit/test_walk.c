@@ -347,6 +347,42 @@ test_roots(bool thread)
 	buf_release(&got);
 }
 
+/* --exclude patterns (exclude.h): a pattern with a '/' anywhere, a
+ * leading one too, is matched against the whole recorded path only. */
+static void
+test_exclude(void)
+{
+	static const struct {
+		const char *pat, *path;
+		bool match;
+	} cases[] = {
+		{ "tmp", "tmp", true },
+		{ "tmp", "work/tmp", true },
+		{ "*.o", "d/e/b.o", true },
+		{ "/tmp", "tmp", true },
+		{ "/tmp", "work/tmp", false },
+		{ "/tmp", "var/tmp", false },
+		{ "/tmp", "tmp/x", false },
+		{ "//tmp", "work/tmp", false },
+		{ "/*.o", "b.o", true },
+		{ "/*.o", "d/b.o", false },
+		{ "work/tmp", "work/tmp", true },
+		{ "/work/tmp", "work/tmp", true },
+		{ "work/tmp", "x/work/tmp", false },
+		{ "work/*", "work/tmp", true },
+		{ "work/*", "work/tmp/notes", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *pat = cases[i].pat;
+
+		ok(exclude_match(&pat, 1, cases[i].path) == cases[i].match,
+		    "exclude '%s' %s '%s'", pat,
+		    cases[i].match ? "matches" : "does not match",
+		    cases[i].path);
+	}
+}
+
 int
 main(void)
 {
@@ -358,6 +394,7 @@ main(void)
 		perror("mkdtemp");
 		return 2;
 	}
+	test_exclude();
 	make_tree();
 	for (int thread = 0; thread < 2; thread++) {
 		test_tree(thread);
