@@ -140,7 +140,20 @@ list_dir(int fd, char ***out, size_t *nout)
 		close(dfd);
 		return e;
 	}
-	while ((de = readdir(d)) != NULL) {
+	for (;;) {
+		/* NULL is the end, or, with errno set, a listing that failed
+		 * part-way (EIO): then the directory has no children, and
+		 * the caller warns, rather than some of them silently. */
+		errno = 0;
+		if ((de = readdir(d)) == NULL) {
+			int e = errno;
+
+			if (e == 0)
+				break;
+			closedir(d);
+			free_names(names, n);
+			return e;
+		}
 		if (de->d_name[0] == '.'
 		    && (de->d_name[1] == '\0'
 		        || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
