@@ -223,6 +223,24 @@ path_reserve(struct walk *w, size_t len)
 	return 0;
 }
 
+/* The root as given, ${r->dir}/${r->name}, into w->path. */
+static int
+root_given(struct walk *w, const struct walk_root *r)
+{
+	size_t dl = strlen(r->dir), nl = strlen(r->name);
+	const bool here = strcmp(r->dir, ".") == 0;
+	const bool self = strcmp(r->name, ".") == 0;
+
+	if (path_reserve(w, dl + 1 + nl))
+		return -1;
+	if (here || self)
+		snprintf(w->path, w->path_cap, "%s", here ? r->name : r->dir);
+	else
+		snprintf(w->path, w->path_cap, "%s%s%s", r->dir,
+		    dl && r->dir[dl - 1] == '/' ? "" : "/", r->name);
+	return 0;
+}
+
 /*
  * The next item into w->out.  w->out_close: a directory descriptor to
  * close once the caller is past the item (or -1); w->out_skip: the item
@@ -248,13 +266,19 @@ gen_step(struct walk *w)
 			if (w->next_root == w->nroots)
 				return 0;
 			r = &w->roots[w->next_root];
-			fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			/* O_PATH: only the root is listed, never its
+			 * directory, which may be search-only (0711). */
+			fd = open(r->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 			if (fd < 0) {
+				int e = errno ? errno : EIO;
+
+				if (root_given(w, r))
+					return -1;
 				memset(it, 0, sizeof(*it));
 				it->kind = WALK_ROOT_ERROR;
-				it->path = it->name = r->dir;
-				it->path_len = strlen(r->dir);
-				it->err = errno;
+				it->path = it->name = w->path;
+				it->path_len = strlen(w->path);
+				it->err = e;
 				it->parent = it->fd = -1;
 				w->next_root++;
 				return 1;

@@ -38,8 +38,9 @@ enum walk_kind {
 	 * ${err} is 0, or the errno of listing it (no children came). */
 	WALK_END,
 	/* The directory of a root could not be opened: ${path} is the
-	 * directory (walk_root.dir), ${err} the errno.  The root is
-	 * skipped. */
+	 * root as given (walk_root.dir and .name joined), ${err} the
+	 * errno.  The root is skipped.  (A root's directory needs search
+	 * permission only: it is opened with O_PATH, never listed.) */
 	WALK_ROOT_ERROR,
 };
 
@@ -49,7 +50,8 @@ struct walk_item {
 	size_t path_len;
 	const char *name; /* within ${parent} */
 	/* The directory the entry was found in, open until the walk is past
-	 * that directory's WALK_END: for openat(), readlinkat(). */
+	 * that directory's WALK_END: for openat(), readlinkat() (for a
+	 * root, an O_PATH descriptor: good for nothing else). */
 	int parent;
 	int err;
 	int fd; /* WALK_ENTRY of a directory: -1 if it could not be opened */

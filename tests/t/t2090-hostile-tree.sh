@@ -87,4 +87,39 @@ else
 	skip "readdir failing part-way" "cannot build the LD_PRELOAD shim"
 fi
 
+# ---- a root whose directory is search-only (0111) ----
+# Only the root itself is listed: its directory is never read, as with
+# tar or ls.  Root ignores permissions: then run as uid 65534.
+as_user=()
+if [ "$(id -u)" != 0 ]; then
+	as_user=(env)
+elif command -v setpriv >/dev/null &&
+	setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
+	as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+fi
+if [ ${#as_user[@]} -gt 0 ]; then
+	p=$T/searchonly
+	mkdir -p "$p/home/docs" "$p/store"
+	echo precious >"$p/home/docs/f"
+	[ "$(id -u)" = 0 ] && chown -R 65534:65534 "$p" && chmod 755 "$T"
+	chmod 0111 "$p/home"
+	cd "$p" || exit 1
+	test_exit "root below a search-only directory: exit 0" 0 \
+		"${as_user[@]}" "$CUMULUS" --dest="$p/store" --tmpdir="$p" home/docs
+	s=$("${as_user[@]}" "$CUMULUS_UTIL" --store="$p/store" list-snapshots | tail -1)
+	test_eq "... and it is all in the snapshot" \
+		"$("${as_user[@]}" "$CUMULUS_UTIL" --store="$p/store" read-metadata "$s" |
+			sed -n 's/^name: //p' | tr '\n' ' ')" "home/docs home/docs/f "
+	chmod 0 "$p/home"
+	test_exit "a root whose directory cannot be searched: exit 3" 3 \
+		"${as_user[@]}" "$CUMULUS" --dest="$p/store" --tmpdir="$p" home/docs
+	cp "$T/.stderr" "$p/err"
+	test_ok "... the warning names the path given" \
+		grep -q "'home/docs': Permission denied" "$p/err"
+	chmod 755 "$p/home"
+	cd "$T" || exit 1
+else
+	skip "root below a search-only directory" "root, and no setpriv"
+fi
+
 done_testing

@@ -318,7 +318,7 @@ test_roots(bool thread)
 	char adir[512], deep[600];
 	struct walk_root roots[4];
 	const char *want_head
-	    = "R /nonexistent-cumulus-walk 2\nE . d\nE f000 f\n";
+	    = "R /nonexistent-cumulus-walk/x 2\nE . d\nE f000 f\n";
 	struct buf got;
 	struct walk *w;
 	int bad;
@@ -336,8 +336,8 @@ test_roots(bool thread)
 	if (getenv("WALK_DEBUG"))
 		fwrite(got.data, 1, got.len, stderr);
 	ok(strncmp(got.data, want_head, strlen(want_head)) == 0,
-	    "%s: a root whose directory is missing is an error item; the "
-	    "children of '.' are bare names",
+	    "%s: a root whose directory is missing is an error item naming "
+	    "the root as given; the children of '.' are bare names",
 	    mode);
 	ok(strstr(got.data, "E f599 f\nX .\nE t/deep/d/x f\n") != NULL,
 	    "%s: '.' ends as '.', then a file root", mode);
