@@ -299,6 +299,12 @@ gen_step(struct walk *w)
 			free_names(done.names, done.n);
 			w->out_close = done.fd;
 			if (done.root) {
+				/* Nothing for the caller, but the thread copies
+				 * it: no stale or NULL strings (a root that was
+				 * excluded left none). */
+				memset(it, 0, sizeof(*it));
+				it->path = it->name = "";
+				it->parent = it->fd = -1;
 				w->next_root++;
 				w->out_skip = true;
 				return 1;

@@ -347,6 +347,27 @@ test_roots(bool thread)
 	buf_release(&got);
 }
 
+/* A root that is itself excluded: nothing, and no crash (the thread once
+ * copied the strings of an item it never set). */
+static void
+test_excluded_root(bool thread)
+{
+	const char *mode = thread ? "thread" : "in line";
+	const char *pat = "t";
+	struct walk_root roots[2]
+	    = { { tmpdir, "t", "t" }, { tmpdir, "t", "t" } };
+	struct buf got;
+	struct walk *w;
+	int bad;
+
+	buf_init(&got, BUF_UNLIMITED);
+	w = walk_open(roots, 2, &pat, 1, thread);
+	ok(w && run_walk(w, &got, &bad) == 0 && got.len == 0,
+	    "%s: an excluded root gives nothing", mode);
+	walk_free(w);
+	buf_release(&got);
+}
+
 /* --exclude patterns (exclude.h): a pattern with a '/' anywhere, a
  * leading one too, is matched against the whole recorded path only. */
 static void
@@ -400,6 +421,7 @@ main(void)
 		test_tree(thread);
 		test_stop(thread);
 		test_roots(thread);
+		test_excluded_root(thread);
 	}
 	test_bounded();
 	{
