@@ -2115,6 +2115,139 @@ out:
 	return rc;
 }
 
+/* Is ${path} (${len} bytes) a directory, and not a symbolic link? */
+static bool
+root_real_dir(const char *path, size_t len)
+{
+	char *p = strndup(path, len);
+	struct stat sb;
+	bool r = p != NULL && lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+
+	free(p);
+	return r;
+}
+
+/*
+ * The command-line path ${given} without '.', empty and '..' components,
+ * into ${*out} (allocated): "a/./b//" is "a/b", "./" is ".", "a/../b" is
+ * "b" when a is a directory (not a symbolic link).  A '..' that cannot go
+ * so, because it leaves the path (relative "../x") or follows a symbolic
+ * link, is resolved by realpath() with what comes before it: the result
+ * is then absolute.  -1 with the error recorded when that fails.
+ */
+static int
+root_norm(const char *given, char **out)
+{
+	const bool abs = given[0] == '/';
+	size_t len = strlen(given), n = 0, last_up = 0;
+	char *s = malloc(len + 3), *lex = malloc(len + 3), *real = NULL;
+	const char *p = given;
+	bool need_real = false, any_up = false;
+
+	*out = NULL;
+	if (s == NULL || lex == NULL)
+		goto oom;
+	if (abs)
+		s[n++] = '/';
+	/* Components, without empty and '.' ones. */
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t cl = e ? (size_t)(e - p) : strlen(p);
+
+		if (!(cl == 0 || (cl == 1 && p[0] == '.'))) {
+			if (n && s[n - 1] != '/')
+				s[n++] = '/';
+			memcpy(s + n, p, cl);
+			n += cl;
+			if (cl == 2 && p[0] == '.' && p[1] == '.') {
+				any_up = true;
+				last_up = n;
+			}
+		}
+		p += cl + (e != NULL);
+	}
+	s[n] = '\0';
+	/* '..' lexically, where that is where the system would go too. */
+	if (any_up) {
+		size_t m = abs ? 1 : 0;
+
+		memcpy(lex, s, m);
+		for (p = s + m; *p && !need_real;) {
+			const char *e = strchr(p, '/');
+			size_t cl = e ? (size_t)(e - p) : strlen(p);
+
+			if (cl == 2 && p[0] == '.' && p[1] == '.') {
+				size_t top = m;
+
+				while (
+				    top > (abs ? 1 : 0) && lex[top - 1] != '/')
+					top--;
+				if (m == (abs ? 1u : 0u)) {
+					/* "/.." is "/"; "../x" leaves. */
+					need_real = !abs;
+				} else if (root_real_dir(lex, m)) {
+					m = top > (abs ? 1u : 0u) ? top - 1
+					                          : top;
+				} else {
+					need_real = true;
+				}
+			} else {
+				if (m > (abs ? 1u : 0u))
+					lex[m++] = '/';
+				memcpy(lex + m, p, cl);
+				m += cl;
+			}
+			p += cl + (e != NULL);
+		}
+		lex[m] = '\0';
+		/* "rl/in/.." is the directory rl leads to: "rl" would be
+		 * the link itself. */
+		if (!need_real && s[last_up] == '\0' && m > (abs ? 1u : 0u)
+		    && !root_real_dir(lex, m))
+			need_real = true;
+		if (!need_real) {
+			free(s);
+			s = lex;
+			lex = NULL;
+		}
+	}
+	if (need_real) {
+		char save = s[last_up];
+
+		s[last_up] = '\0';
+		if ((real = realpath(s, NULL)) == NULL) {
+			err_setp("cannot find '%s'", given);
+			goto fail;
+		}
+		s[last_up] = save;
+		if (asprintf(out, "%s%s", strcmp(real, "/") == 0 ? "" : real,
+		        s + last_up)
+		    < 0) {
+			*out = NULL;
+			goto oom;
+		}
+		if ((*out)[0] == '\0') {
+			free(*out);
+			*out = strdup("/");
+		}
+	} else {
+		*out = strdup(s[0] ? s : ".");
+	}
+	if (*out == NULL)
+		goto oom;
+	free(real);
+	free(s);
+	free(lex);
+	return 0;
+oom:
+	err_set("out of memory");
+fail:
+	free(real);
+	free(s);
+	free(lex);
+	return -1;
+}
+
 static int
 make_roots(const struct backup_options *o, struct root **out, size_t *nout)
 {
@@ -2126,17 +2259,15 @@ make_roots(const struct backup_options *o, struct root **out, size_t *nout)
 		return -1;
 	}
 	for (size_t i = 0; i < o->npaths; i++) {
-		char *a = strdup(o->paths[i]);
+		char *a;
 		const char *p;
-		size_t len;
 
-		if (a == NULL) {
-			err_set("out of memory");
+		if (o->paths[i][0] == '\0') {
+			err_set("an empty path was given");
 			goto fail;
 		}
-		len = strlen(a);
-		while (len > 1 && a[len - 1] == '/')
-			a[--len] = '\0';
+		if (root_norm(o->paths[i], &a))
+			goto fail;
 		p = a;
 		while (*p == '/')
 			p++;

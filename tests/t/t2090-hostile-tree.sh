@@ -122,4 +122,47 @@ else
 	skip "root below a search-only directory" "root, and no setpriv"
 fi
 
+# ---- command-line paths ----
+c=$T/roots
+mkdir -p "$c/cwd/src/sub" "$c/other" "$c/cwd/real/in"
+echo f >"$c/cwd/src/f"
+echo g >"$c/cwd/src/sub/g"
+echo important >"$c/other/data"
+echo h >"$c/cwd/real/in/h"
+ln -s real "$c/cwd/rl"
+rel=${c#/}
+mkdir -p "$c/cwd/$rel/other"
+echo cwd-copy >"$c/cwd/$rel/other/cwdfile"
+n=0
+# roots_backup STATUS ARGS...: a backup from $c/cwd into a new store $st
+roots_backup() {
+	local want=$1
+	shift
+	n=$((n + 1))
+	st=$c/store$n
+	cd "$c/cwd" || exit 1
+	test_exit "cumulus $*: exit $want" "$want" "$CUMULUS" --dest="$st" "$@"
+	cp "$T/.stderr" "$c/err"
+	cd "$T" || exit 1
+}
+# ---- '.', '..' and empty components are not recorded ----
+for r in ./src src/. src//sub src/../src ../other "src/sub/.." src/sub/../../src; do
+	roots_backup 0 "$r"
+	s=$(last_snap "$st")
+	test_eq "... no '.', '..' or empty component recorded" \
+		"$(names "$s" "$st" | grep -Ec '(^|/)\.\.?(/|$)|//')" 0
+	rm -rf "$c/out"
+	test_ok "... restores" "$CUMULUS_UTIL" --store="$st" restore-snapshot \
+		"$s" "$c/out"
+	test_eq "... every file" "$(find "$c/out" -type f | wc -l)" \
+		"$(case $r in ../other) echo 1 ;; src//sub) echo 1 ;; *) echo 2 ;; esac)"
+done
+roots_backup 0 src ./src src/
+test_eq "... the same tree given three ways is stored once" \
+	"$(names "$(last_snap "$st")" "$st" | tr '\n' ' ')" \
+	"src src/f src/sub src/sub/g "
+roots_backup 0 rl/in/..
+test_eq "... LINK/DIR/.. is the directory LINK leads to, not the link" \
+	"$(names "$(last_snap "$st")" "$st" | grep -c "^$rel/cwd/real/in/h\$")" 1
+
 done_testing
