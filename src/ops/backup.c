@@ -2032,7 +2032,7 @@ emit(struct backup *b, const char *path, struct statcache_entry *e,
 /* ---- command-line paths ---- */
 
 struct root {
-	char *arg;  /* as given, trailing slashes removed */
+	char *arg;  /* as given, normalised (make_roots): where it is */
 	char *path; /* as recorded: no leading '/', "/" is "." */
 };
 
@@ -2113,6 +2113,106 @@ out:
 	free(copies);
 	free(wr);
 	return rc;
+}
+
+/*
+ * Where a command-line path is, to tell which paths are the same place or
+ * one inside another, whatever they are called: the root's own lstat()
+ * data, and the directories it is in, innermost first, found by ".." (the
+ * real ones, not those of the path's spelling).
+ */
+struct root_loc {
+	struct root r;
+	bool found; /* ${sb} is the root's lstat() data */
+	struct stat sb;
+	const char *name; /* its last component: "." for "/" and "." */
+	struct stat *up; /* the directories it is in, innermost first */
+	size_t nup;
+	bool drop;
+};
+
+static bool
+same_file(const struct stat *a, const struct stat *c)
+{
+	return a->st_dev == c->st_dev && a->st_ino == c->st_ino;
+}
+
+/* The directories around ${l}: ${dir} is the one it is in (or, when
+ * ${self}, the root itself, which is not counted).  As far as they can
+ * be found; -1 only when out of memory. */
+static int
+root_up(struct root_loc *l, const char *dir, bool self)
+{
+	struct stat sb, prev;
+	size_t cap = 0;
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	for (bool first = true; fd >= 0; first = false) {
+		int up;
+
+		if (fstat(fd, &sb) != 0 || (!first && same_file(&sb, &prev)))
+			break; /* "/" is its own ".." */
+		prev = sb;
+		if (!(first && self)) {
+			if (l->nup == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				struct stat *nu
+				    = realloc(l->up, ncap * sizeof(*nu));
+
+				if (nu == NULL) {
+					close(fd);
+					err_set("out of memory");
+					return -1;
+				}
+				l->up = nu;
+				cap = ncap;
+			}
+			l->up[l->nup++] = sb;
+		}
+		up = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		close(fd);
+		fd = up;
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+/* Is ${in} the same place as ${out}, or inside it? */
+static bool
+root_within(const struct root_loc *in, const struct root_loc *out)
+{
+	if (!out->found || !in->found) {
+		/* Not there (it records nothing): only the same path. */
+		return !out->found && !in->found
+		    && strcmp(in->r.arg, out->r.arg) == 0;
+	}
+	if (S_ISDIR(out->sb.st_mode)) {
+		if (S_ISDIR(in->sb.st_mode) && same_file(&in->sb, &out->sb))
+			return true;
+		for (size_t i = 0; i < in->nup; i++)
+			if (same_file(&in->up[i], &out->sb))
+				return true;
+		return false;
+	}
+	/* Not a directory: the same name in the same directory (another
+	 * hard link is another entry). */
+	return same_file(&in->sb, &out->sb) && in->nup && out->nup
+	    && same_file(&in->up[0], &out->up[0])
+	    && strcmp(in->name, out->name) == 0;
+}
+
+/* Would two recorded paths be the same entry, or one inside the other? */
+static bool
+root_names_overlap(const char *a, const char *c)
+{
+	size_t la = strlen(a), lc = strlen(c);
+
+	if (strcmp(a, ".") == 0 || strcmp(c, ".") == 0)
+		return true;
+	if (la > lc)
+		return root_names_overlap(c, a);
+	return strncmp(a, c, la) == 0 && (c[la] == '\0' || c[la] == '/');
 }
 
 /* Is ${path} (${len} bytes) a directory, and not a symbolic link? */
@@ -2248,76 +2348,133 @@ fail:
 	return -1;
 }
 
+/*
+ * The command-line paths, sorted as the log is, each once.  A path is
+ * recorded as given without '.', empty and '..' components (root_norm)
+ * and without the leading '/'.  A path that is the same place as another,
+ * or inside it, is left out: the other one records it.  Two different
+ * places that would be recorded under one name, or one inside the other
+ * ("." and /elsewhere, a relative var/x and /var/x), are an error: the
+ * snapshot could not tell them apart.
+ */
 static int
 make_roots(const struct backup_options *o, struct root **out, size_t *nout)
 {
-	struct root *roots = calloc(o->npaths ? o->npaths : 1, sizeof(*roots));
-	size_t n = 0;
+	struct root_loc *l = calloc(o->npaths ? o->npaths : 1, sizeof(*l));
+	struct root *roots = NULL;
+	size_t n = 0, k = 0;
+	int rc = -1;
 
-	if (roots == NULL) {
+	if (l == NULL) {
 		err_set("out of memory");
 		return -1;
 	}
-	for (size_t i = 0; i < o->npaths; i++) {
-		char *a;
-		const char *p;
+	for (; n < o->npaths; n++) {
+		struct root_loc *r = &l[n];
+		const char *rec, *slash;
+		char *dir;
 
-		if (o->paths[i][0] == '\0') {
+		if (o->paths[n][0] == '\0') {
 			err_set("an empty path was given");
-			goto fail;
+			goto out;
 		}
-		if (root_norm(o->paths[i], &a))
-			goto fail;
-		p = a;
-		while (*p == '/')
-			p++;
-		if (*p == '\0')
-			p = ".";
-		roots[n].arg = a;
-		roots[n].path = strdup(p);
-		if (roots[n].path == NULL) {
-			free(a);
+		if (root_norm(o->paths[n], &r->r.arg))
+			goto out;
+		rec = r->r.arg;
+		while (*rec == '/')
+			rec++;
+		r->r.path = strdup(*rec ? rec : ".");
+		if (r->r.path == NULL) {
+			n++;
 			err_set("out of memory");
-			goto fail;
+			goto out;
 		}
-		n++;
-	}
-	qsort(roots, n, sizeof(*roots), cmp_roots);
-	/* Drop repeats and paths inside another argument: each entry is
-	 * recorded once, in log order. */
-	{
-		size_t k = 0;
-
-		for (size_t i = 0; i < n; i++) {
-			bool inside = false;
-
-			for (size_t j = 0; j < k && !inside; j++) {
-				size_t l = strlen(roots[j].path);
-
-				inside = strcmp(roots[j].path, roots[i].path) == 0 ||
-				    strcmp(roots[j].path, ".") == 0 ||
-				    (strncmp(roots[j].path, roots[i].path, l) == 0 &&
-					roots[i].path[l] == '/');
-			}
-			if (inside) {
-				free(roots[i].arg);
-				free(roots[i].path);
-			} else {
-				roots[k++] = roots[i];
-			}
+		r->found = lstat(r->r.arg, &r->sb) == 0;
+		slash = strrchr(r->r.arg, '/');
+		if (strcmp(r->r.path, ".") == 0) {
+			r->name = ".";
+			dir = strdup(r->r.arg);
+		} else {
+			r->name = slash ? slash + 1 : r->r.arg;
+			dir = slash == NULL ? strdup(".")
+			    : slash == r->r.arg
+			    ? strdup("/")
+			    : strndup(r->r.arg, (size_t)(slash - r->r.arg));
 		}
-		n = k;
+		if (dir == NULL) {
+			n++;
+			err_set("out of memory");
+			goto out;
+		}
+		if (root_up(r, dir, strcmp(r->name, ".") == 0)) {
+			free(dir);
+			n++;
+			goto out;
+		}
+		free(dir);
 	}
-	*out = roots;
-	*nout = n;
-	return 0;
-fail:
+	/* Same place: the first given stays.  Inside another: left out. */
 	for (size_t i = 0; i < n; i++) {
-		free(roots[i].arg);
-		free(roots[i].path);
+		for (size_t j = 0; j < n && !l[i].drop; j++) {
+			if (j == i || l[j].drop || !root_within(&l[i], &l[j]))
+				continue;
+			l[i].drop = !root_within(&l[j], &l[i]) || j < i;
+		}
 	}
-	free(roots);
-	return -1;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = i + 1; j < n && !l[i].drop && l[i].found; j++) {
+			if (l[j].drop || !l[j].found
+			    || !root_names_overlap(l[i].r.path, l[j].r.path))
+				continue;
+			size_t in = strlen(l[i].r.path) < strlen(l[j].r.path)
+			        || strcmp(l[i].r.path, ".") == 0
+			    ? j
+			    : i,
+			       at = in == i ? j : i;
+			const char *hint
+			    = o->paths[i][0] != '/' || o->paths[j][0] != '/'
+			    ? ", or give both as absolute paths"
+			    : "";
+
+			if (strcmp(l[i].r.path, l[j].r.path) == 0)
+				err_set(
+				    "'%s' and '%s' are different places but "
+				    "would both be recorded as '%s': back them "
+				    "up in separate snapshots%s",
+				    o->paths[i], o->paths[j], l[i].r.path,
+				    hint);
+			else
+				err_set(
+				    "'%s' is not inside '%s' but would be "
+				    "recorded inside it, as '%s': back them up "
+				    "in separate snapshots%s",
+				    o->paths[in], o->paths[at], l[in].r.path,
+				    hint);
+			goto out;
+		}
+	}
+	if ((roots = calloc(n ? n : 1, sizeof(*roots))) == NULL) {
+		err_set("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (l[i].drop)
+			continue;
+		roots[k++] = l[i].r;
+		l[i].r.arg = l[i].r.path = NULL;
+	}
+	qsort(roots, k, sizeof(*roots), cmp_roots);
+	*out = roots;
+	*nout = k;
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++) {
+		free(l[i].r.arg);
+		free(l[i].r.path);
+		free(l[i].up);
+	}
+	free(l);
+	return rc;
 }
 
 /* ---- descriptor and side files ---- */

@@ -122,7 +122,8 @@ else
 	skip "root below a search-only directory" "root, and no setpriv"
 fi
 
-# ---- command-line paths ----
+# ---- command-line paths: the same place once, different places never
+# under one name ----
 c=$T/roots
 mkdir -p "$c/cwd/src/sub" "$c/other" "$c/cwd/real/in"
 echo f >"$c/cwd/src/f"
@@ -145,6 +146,27 @@ roots_backup() {
 	cp "$T/.stderr" "$c/err"
 	cd "$T" || exit 1
 }
+roots_backup 1 . "$c/other"
+test_ok "... '.' and a path outside it: an error naming both" grep -q \
+	"'$c/other' is not inside '.' but would be recorded inside it" "$c/err"
+test_eq "... and no snapshot" "$(ls "$st"/*.lbs 2>/dev/null | wc -l)" 0
+roots_backup 1 "$rel/other" "$c/other"
+test_ok "... relative and absolute, one name: an error naming both" grep -q \
+	"'$rel/other' and '$c/other' are different places but would both be recorded as '$rel/other'" "$c/err"
+roots_backup 0 . src "$c/cwd/src/sub"
+test_eq "... paths inside '.' are recorded once, under '.'" \
+	"$(names "$(last_snap "$st")" "$st" | grep -c '^src/sub/g$')" 1
+roots_backup 0 src "$c/cwd/src"
+test_eq "... the same directory twice: once, as given first" \
+	"$(names "$(last_snap "$st")" "$st" | tr '\n' ' ')" \
+	"src src/f src/sub src/sub/g "
+cd "$c/cwd/src" || exit 1
+test_exit "cumulus . PARENT-OF-CWD: exit 0" 0 "$CUMULUS" \
+	--dest="$c/store-in2" . "$c/cwd"
+cd "$T" || exit 1
+test_eq "... '.' is recorded once, inside the other" \
+	"$(names "$(last_snap "$c/store-in2")" "$c/store-in2" | grep -c "^$rel/cwd/src/sub/g\$")" 1
+
 # ---- '.', '..' and empty components are not recorded ----
 for r in ./src src/. src//sub src/../src ../other "src/sub/.." src/sub/../../src; do
 	roots_backup 0 "$r"
