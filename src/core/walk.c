@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -37,6 +38,11 @@ enum {
 	NBATCH = 4,
 	MAX_PENDING_CLOSE = 128,
 	ARENA_MIN = 32 * 1024,
+	/* Descriptors left to the rest of a backup below RLIMIT_NOFILE:
+	 * its read-ahead holds up to 128 files, and segments, the
+	 * database, the statcache, filters and the store want some too. */
+	FD_RESERVE = 256,
+	MIN_DEPTH = 16,
 };
 
 struct frame {
@@ -70,6 +76,9 @@ struct batch {
 struct walk {
 	const struct walk_root *roots;
 	size_t nroots, next_root;
+	/* Directories deeper than this are not opened (one descriptor a
+	 * level): a deep tree costs a warning, not the whole backup. */
+	size_t max_depth;
 	const char *const *excludes;
 	size_t nexcludes;
 
@@ -357,6 +366,10 @@ gen_step(struct walk *w)
 		}
 		if (!S_ISDIR(it->sb.st_mode))
 			return 1;
+		if (w->nframes >= w->max_depth) {
+			it->err_open = EMFILE;
+			return 1;
+		}
 		int fd = openat(parent, name,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
@@ -494,6 +507,23 @@ walk_main(void *arg)
 
 /* ---- the caller's side ---- */
 
+/* How deep the walk may go, the same with a thread or without (the
+ * snapshot does not depend on it): the thread's finished directories
+ * (MAX_PENDING_CLOSE) and FD_RESERVE fit below the descriptor limit. */
+static size_t
+depth_limit(void)
+{
+	struct rlimit rl;
+	rlim_t lim = 1 << 20;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+	    && rl.rlim_cur < lim)
+		lim = rl.rlim_cur;
+	if (lim < FD_RESERVE + MAX_PENDING_CLOSE + MIN_DEPTH)
+		return MIN_DEPTH;
+	return (size_t)(lim - FD_RESERVE - MAX_PENDING_CLOSE);
+}
+
 struct walk *
 walk_open(const struct walk_root *roots, size_t nroots,
     const char *const *excludes, size_t nexcludes, bool thread)
@@ -506,6 +536,7 @@ walk_open(const struct walk_root *roots, size_t nroots,
 	}
 	w->roots = roots;
 	w->nroots = nroots;
+	w->max_depth = depth_limit();
 	w->excludes = excludes;
 	w->nexcludes = nexcludes;
 	w->close_fd = -1;

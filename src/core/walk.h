@@ -32,7 +32,9 @@ enum walk_kind {
 	/* An entry: ${err} is 0 and ${sb} its lstat() data, or ${err} is
 	 * the lstat() errno.  A directory opened (${fd} >= 0) is followed by
 	 * its children, then by its WALK_END; one not opened has ${fd} -1 and
-	 * ${err_open}, and no children. */
+	 * ${err_open}, and no children.  ${err_open} is EMFILE, without a
+	 * try, for a directory so deep that opening it would leave fewer
+	 * than 384 descriptors below RLIMIT_NOFILE for the rest. */
 	WALK_ENTRY,
 	/* The end of a directory's children: ${path} is the directory's;
 	 * ${err} is 0, or the errno of listing it (no children came). */

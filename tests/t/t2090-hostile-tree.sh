@@ -187,4 +187,43 @@ roots_backup 0 rl/in/..
 test_eq "... LINK/DIR/.. is the directory LINK leads to, not the link" \
 	"$(names "$(last_snap "$st")" "$st" | grep -c "^$rel/cwd/real/in/h\$")" 1
 
+# ---- a tree deeper than the descriptor limit ----
+# The walk holds a descriptor per level: past (limit - a reserve) it stops
+# descending, with a warning naming the directory, and leaves the rest of
+# the backup the descriptors it needs, whatever the timing.
+dp=$T/deep
+mkdir -p "$dp"
+python3 - "$dp/src" <<'PY'
+import os, sys
+os.mkdir(sys.argv[1])
+os.chdir(sys.argv[1])
+for i in range(600):
+    os.mkdir('d')
+    os.chdir('d')
+    if i % 50 == 0:
+        open('f', 'wb').write(bytes(range(256)) * 600 + str(i).encode())
+PY
+for threads in 1 4; do
+	cd "$dp" || exit 1
+	test_exit "600 levels, 512 descriptors, --threads=$threads: exit 3" 3 \
+		bash -c 'ulimit -n 512 && exec "$@"' sh "$CUMULUS" \
+		--dest="$dp/store$threads" --segment-size=65536 \
+		--threads=$threads src
+	cd "$T" || exit 1
+	cp "$T/.stderr" "$dp/err"
+	test_ok "... warning: cannot open directory src/d/...: Too many open files" \
+		grep -Eq "cannot open directory 'src(/d)+': Too many open files" \
+		"$dp/err"
+	s=$(last_snap "$dp/store$threads")
+	names "$s" "$dp/store$threads" >"$dp/names$threads"
+	test_ok "... the deepest directory recorded leaves half the descriptors" \
+		test "$(awk -F/ '{ if (NF > m) m = NF } END { print m }' \
+			"$dp/names$threads")" -le 256
+	rm -rf "$dp/out"
+	test_ok "... restores" "$CUMULUS_UTIL" --store="$dp/store$threads" \
+		restore-snapshot "$s" "$dp/out"
+done
+test_ok "... the same entries with a walk on a thread and without" \
+	cmp "$dp/names1" "$dp/names4"
+
 done_testing
