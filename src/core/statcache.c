@@ -4,7 +4,6 @@
  */
 #include "statcache.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -533,31 +532,7 @@ statcache_writer_open(const char *localdb_dir, const char *scheme,
 int
 statcache_clean_temps(const char *localdb_dir)
 {
-	static const char prefix[] = ".tmp.statcache2";
-	DIR *d = opendir(localdb_dir);
-	struct dirent *e;
-	int n = 0;
-
-	if (d == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		int fd;
-
-		if (strncmp(e->d_name, prefix, sizeof(prefix) - 1) != 0)
-			continue;
-		fd = openat(dirfd(d), e->d_name,
-		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		/* Unlinked by its temp name while locked: a writer that
-		 * finished meanwhile renamed it, and that name is gone. */
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-		    unlinkat(dirfd(d), e->d_name, 0) == 0)
-			n++;
-		close(fd);
-	}
-	closedir(d);
-	return n;
+	return fileio_clean_temps(localdb_dir, "statcache2");
 }
 
 static int

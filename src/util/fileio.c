@@ -4,6 +4,7 @@
  */
 #include "fileio.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <dirent.h>
 #include <errno.h>
@@ -351,18 +352,31 @@ fileio_fsync_dir(const char *dir)
 }
 
 int
-fileio_clean_temps(const char *dir)
+fileio_clean_temps(const char *dir, const char *name)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
+	size_t nl = name ? strlen(name) : 0;
 	int n = 0;
 
 	if (d == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL) {
-		if (strncmp(e->d_name, ".tmp.", 5) == 0 &&
+		int fd;
+
+		if (strncmp(e->d_name, ".tmp.", 5) != 0 ||
+		    (name && strncmp(e->d_name + 5, name, nl) != 0))
+			continue;
+		fd = openat(dirfd(d), e->d_name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* Unlinked by its temp name while locked: a writer that
+		 * finished meanwhile renamed it, and that name is gone. */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 &&
 		    unlinkat(dirfd(d), e->d_name, 0) == 0)
 			n++;
+		close(fd);
 	}
 	closedir(d);
 	return n;

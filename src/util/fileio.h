@@ -74,7 +74,11 @@ void fileio_write_behind(int fd, uint64_t *mark, uint64_t size,
 int fileio_fsync_dir(const char *dir);
 /* mkdir -p: create ${path} and missing parents with ${mode}.  0 or -1. */
 int fileio_mkdir_p(const char *path, unsigned mode);
-/* Remove leftover ".tmp.*" files in ${dir}; returns how many. */
-int fileio_clean_temps(const char *dir);
+/*
+ * Remove leftover ".tmp.${name}*" files (any ".tmp.*" when ${name} is
+ * NULL) in ${dir} that no process holds a flock() on: a writer that locks
+ * its temp file keeps it.  Returns how many were removed.
+ */
+int fileio_clean_temps(const char *dir, const char *name);
 
 #endif

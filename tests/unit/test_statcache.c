@@ -353,7 +353,7 @@ test_roundtrip(void)
 	statcache_writer_abort(w);
 	buf_reset(&got);
 	ok(fileio_read_file(p, &got) == 0 && got.len == expect.len &&
-	    fileio_clean_temps(dir) == 0, "abort keeps the old file, no temp");
+	    fileio_clean_temps(dir, NULL) == 0, "abort keeps the old file, no temp");
 	ok(statcache_open(dir, "a/b", &sc) == -1, "scheme with '/' refused");
 	buf_release(&stanza);
 	buf_release(&expect);
