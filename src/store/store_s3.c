@@ -1387,8 +1387,8 @@ out0:
 
 /*
  * A listing is bounded whatever the server says: at most LIST_KEYS_MAX
- * keys and LIST_PAGES_MAX pages (a real one of that many keys is a
- * petabyte of segments), and each page must start after the last key of
+ * keys and LIST_PAGES_MAX pages (8 million segments of 4 MiB are 32 TiB
+ * in one directory), and each page must start after the last key of
  * the page before, as S3 lists keys in order: a server that cycles
  * through continuation tokens fails at once instead of looping.
  */
