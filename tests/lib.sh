@@ -186,6 +186,19 @@ wait_lease() {
 	return 1
 }
 
+# Sets as_user to a command prefix that runs a command as a user whom file
+# permissions apply to: nothing more when not root, else uid 65534 through
+# setpriv; empty when there is no such way (the caller skips).
+set_as_user() {
+	as_user=()
+	if [ "$(id -u)" != 0 ]; then
+		as_user=(env)
+	elif command -v setpriv >/dev/null &&
+		setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
+		as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	fi
+}
+
 # BYTES of pseudo-random data from SEED, the same on every run: a failure
 # replays, and how much an edit adds (where the chunks fall) is fixed.
 prng() {

@@ -205,13 +205,7 @@ test_fail "a missing path fails (or warns)" "$CUMULUS" --dest="$T/s-missing" \
 	"$T/does-not-exist"
 
 # ---- unreadable file: exit 3, warning, snapshot written ----
-as_user=()
-if [ "$(id -u)" != 0 ]; then
-	as_user=(env)
-elif command -v setpriv >/dev/null &&
-	setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
-	as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-fi
+set_as_user
 if [ ${#as_user[@]} -gt 0 ]; then
 	u=$T/unread
 	mkdir -p "$u/tree"

@@ -90,13 +90,7 @@ fi
 # ---- a root whose directory is search-only (0111) ----
 # Only the root itself is listed: its directory is never read, as with
 # tar or ls.  Root ignores permissions: then run as uid 65534.
-as_user=()
-if [ "$(id -u)" != 0 ]; then
-	as_user=(env)
-elif command -v setpriv >/dev/null &&
-	setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
-	as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-fi
+set_as_user
 if [ ${#as_user[@]} -gt 0 ]; then
 	p=$T/searchonly
 	mkdir -p "$p/home/docs" "$p/store"
