@@ -880,9 +880,7 @@ store_list(struct store *st, const char *dir,
 
 struct temps {
 	const char *dir;
-	char **v;
-	uint64_t *sizes;
-	size_t n, cap;
+	struct cache_dir c; /* only its names and sizes */
 };
 
 static int
@@ -892,46 +890,28 @@ temp_cb(void *arg, const char *name, uint64_t size)
 
 	if (strncmp(name, ".tmp.", 5) != 0 || !listable(t->dir, name + 1))
 		return 0;
-	if (t->n == t->cap) {
-		size_t ncap = t->cap ? t->cap * 2 : 16;
-		char **nv = realloc(t->v, ncap * sizeof(*nv));
-		uint64_t *ns;
-
-		if (nv == NULL)
-			goto oom;
-		t->v = nv;
-		ns = realloc(t->sizes, ncap * sizeof(*ns));
-		if (ns == NULL)
-			goto oom;
-		t->sizes = ns;
-		t->cap = ncap;
-	}
-	if ((t->v[t->n] = strdup(name)) == NULL)
-		goto oom;
-	t->sizes[t->n++] = size;
-	return 0;
-oom:
-	err_set("out of memory");
-	return -1;
+	return cache_add(&t->c, name, size);
 }
 
 int
 store_list_temp(struct store *st, const char *dir,
     int (*cb)(void *arg, const char *name, uint64_t size), void *arg)
 {
-	struct temps t = { dir, NULL, NULL, 0, 0 };
+	struct temps t;
 	int rc;
 
+	memset(&t, 0, sizeof(t));
+	t.dir = dir;
 	if (dir[0] && check_name(dir))
 		return -1;
 	/* Not from the cache, which holds no dot files. */
 	rc = st->ops->list ? st->ops->list(st->impl, dir, temp_cb, &t) : 0;
-	for (size_t i = 0; i < t.n && rc == 0; i++)
-		rc = cb(arg, t.v[i], t.sizes[i]);
-	for (size_t i = 0; i < t.n; i++)
-		free(t.v[i]);
-	free(t.v);
-	free(t.sizes);
+	for (size_t i = 0; i < t.c.n && rc == 0; i++)
+		rc = cb(arg, t.c.names[i], t.c.sizes[i]);
+	for (size_t i = 0; i < t.c.n; i++)
+		free(t.c.names[i]);
+	free(t.c.names);
+	free(t.c.sizes);
 	return rc;
 }
 
