@@ -133,7 +133,7 @@ sc_open(const char *url, bool create, void **impl)
 		err_setp("pipe");
 		goto fail;
 	}
-	if (run_spawn_sh(sc->cmd, in[0], out[1], &sc->pid))
+	if (run_spawn_sh_group(sc->cmd, in[0], out[1], &sc->pid))
 		goto fail;
 	close(in[0]);
 	close(out[1]);

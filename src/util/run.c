@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,20 +16,33 @@
 extern char **environ;
 
 static int
-spawn(char *const argv[], int in_fd, int out_fd, pid_t *pid, const char *what)
+spawn(char *const argv[], int in_fd, int out_fd, pid_t *pid, const char *what,
+    bool group)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
 	int rc;
 
 	if (posix_spawn_file_actions_init(&fa)) {
 		err_set("out of memory");
 		return -1;
 	}
+	if (posix_spawnattr_init(&at)) {
+		posix_spawn_file_actions_destroy(&fa);
+		err_set("out of memory");
+		return -1;
+	}
 	/* dup2 clears close-on-exec on the target descriptor. */
 	rc = (in_fd != 0 && posix_spawn_file_actions_adddup2(&fa, in_fd, 0)) ||
 	    (out_fd != 1 && posix_spawn_file_actions_adddup2(&fa, out_fd, 1));
+	/* A group of its own (its id is the child's pid): what the child
+	 * starts can be killed with it. */
+	if (rc == 0 && group)
+		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP) ||
+		    posix_spawnattr_setpgroup(&at, 0);
 	if (rc == 0)
-		rc = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
+		rc = posix_spawnp(pid, argv[0], &fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc) {
 		errno = rc;
@@ -38,8 +52,8 @@ spawn(char *const argv[], int in_fd, int out_fd, pid_t *pid, const char *what)
 	return 0;
 }
 
-int
-run_spawn_sh(const char *cmd, int in_fd, int out_fd, pid_t *pid)
+static int
+spawn_sh(const char *cmd, int in_fd, int out_fd, pid_t *pid, bool group)
 {
 	char sh[] = "/bin/sh", dash_c[] = "-c";
 	char *copy = strdup(cmd);
@@ -50,15 +64,27 @@ run_spawn_sh(const char *cmd, int in_fd, int out_fd, pid_t *pid)
 		err_set("out of memory");
 		return -1;
 	}
-	rc = spawn(argv, in_fd, out_fd, pid, cmd);
+	rc = spawn(argv, in_fd, out_fd, pid, cmd, group);
 	free(copy);
 	return rc;
 }
 
 int
+run_spawn_sh(const char *cmd, int in_fd, int out_fd, pid_t *pid)
+{
+	return spawn_sh(cmd, in_fd, out_fd, pid, false);
+}
+
+int
+run_spawn_sh_group(const char *cmd, int in_fd, int out_fd, pid_t *pid)
+{
+	return spawn_sh(cmd, in_fd, out_fd, pid, true);
+}
+
+int
 run_spawn_argv(char *const argv[], int in_fd, int out_fd, pid_t *pid)
 {
-	return spawn(argv, in_fd, out_fd, pid, argv[0]);
+	return spawn(argv, in_fd, out_fd, pid, argv[0], false);
 }
 
 static int
@@ -117,6 +143,10 @@ run_wait_timeout(pid_t pid, const char *what, int timeout_ms)
 		if (step_ms < 100)
 			step_ms *= 2;
 	}
+	/* Its group too, when it leads one (run_spawn_sh_group()): a shell
+	 * killed alone would leave what it started running. */
+	if (getpgid(pid) == pid)
+		kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;

@@ -15,6 +15,10 @@
  * other descriptor of ours is close-on-exec.  0 with *pid set, or -1.
  */
 int run_spawn_sh(const char *cmd, int in_fd, int out_fd, pid_t *pid);
+/* Same, in a process group of its own (for run_wait_timeout()), so that
+ * the Ctrl-C of a terminal does not reach it and a kill reaches all it
+ * started. */
+int run_spawn_sh_group(const char *cmd, int in_fd, int out_fd, pid_t *pid);
 /* Same, running ${argv} directly (argv[0] looked up in PATH). */
 int run_spawn_argv(char *const argv[], int in_fd, int out_fd, pid_t *pid);
 /*
@@ -24,8 +28,8 @@ int run_spawn_argv(char *const argv[], int in_fd, int out_fd, pid_t *pid);
 int run_wait(pid_t pid, const char *what);
 /*
  * Like run_wait(), but for at most ${timeout_ms} milliseconds: then the
- * child is killed (SIGKILL), reaped, and -2 returned with an error that
- * says so.
+ * child is killed (SIGKILL), with its process group when it leads one,
+ * reaped, and -2 returned with an error that says so.
  */
 int run_wait_timeout(pid_t pid, const char *what, int timeout_ms);
 /* Ignore SIGPIPE process-wide, so a dead filter gives EPIPE, not death. */

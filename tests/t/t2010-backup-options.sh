@@ -180,6 +180,8 @@ test_eq "... and the snapshot it confirmed is stored" \
 	"$(ls "$T/up-store" | grep -c '^snapshot-.*\.lbs$')" 1
 CUMULUS_SCRIPT_TIMEOUT=2 up_backup "a helper that never exits after its input ends: exit 3" 3 sleep 3600
 test_ok "... it is killed after CUMULUS_SCRIPT_TIMEOUT" grep -q "did not exit within 2 s" "$T/o.stderr"
+test_eq "... with what it started (its process group)" \
+	"$(pgrep -f "$T/up.sh" | wc -l)" 0
 test_exit "a helper that floods its output fails, and does not hang" 1 \
 	timeout -s KILL 60 "$CUMULUS" --localdb="$T/up-db2" --upload-script=yes "$src/tree"
 saveout
