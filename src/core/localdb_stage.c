@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "hash.h"
 #include "localdb.h"
 #include "localdb_internal.h"
 
@@ -157,11 +158,7 @@ mix64(uint64_t h)
 uint64_t
 stage_key_text(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3u;
-	return mix64(h);
+	return mix64(fnv1a(s, strlen(s)));
 }
 
 uint64_t

@@ -23,6 +23,7 @@
 #include "err.h"
 #include "escape.h"
 #include "fileio.h"
+#include "hash.h"
 #include "meta.h"
 #include "ring.h"
 #include "snapshot.h"
@@ -544,8 +545,6 @@ clear_way(struct rst *r, int dirfd, const char *base)
  * every ancestor costs a query, as without it.
  */
 #define NONDIR_BITS_LOG 21
-#define FNV_OFFSET 0xcbf29ce484222325u
-#define FNV_PRIME 0x100000001b3u
 
 static size_t
 nondir_bit(uint64_t h)
@@ -573,7 +572,7 @@ check_parents(struct rst *r, const char *name, size_t n)
 {
 	sqlite3_stmt *q = NULL;
 	size_t plen = 0;
-	uint64_t h = FNV_OFFSET;
+	uint64_t h = FNV1A_INIT;
 	int rc = 0;
 
 	for (size_t i = 0; i < n; i++)
@@ -587,7 +586,7 @@ check_parents(struct rst *r, const char *name, size_t n)
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint64_t prefix = h;
 
-		h = (h ^ (unsigned char)name[i]) * FNV_PRIME;
+		h = fnv1a_step(h, (unsigned char)name[i]);
 		if (name[i] != '/' || !nondir_maybe(r, prefix))
 			continue;
 		if (q == NULL &&
@@ -631,12 +630,7 @@ claim_name(struct rst *r, const char *name, size_t n, int type)
 	if (rc != SQLITE_DONE)
 		return db_err(r);
 	if (type != 'd') {
-		uint64_t h = FNV_OFFSET;
-		size_t b;
-
-		for (size_t i = 0; i < n; i++)
-			h = (h ^ (unsigned char)name[i]) * FNV_PRIME;
-		b = nondir_bit(h);
+		size_t b = nondir_bit(fnv1a(name, n));
 		r->nondir_bits[b / 64] |= (uint64_t)1 << (b % 64);
 	}
 	return sqlite3_changes(r->db) == 0 ? 1 : 0;

@@ -148,11 +148,7 @@ static void object_cache_clear(struct snapshot *s);
 static uint64_t
 plan_segkey(const char *uuid)
 {
-	uint64_t h = 1469598103934665603u;
-
-	for (const unsigned char *p = (const unsigned char *)uuid; *p; p++)
-		h = (h ^ *p) * 1099511628211u;
-	return h | 1;
+	return fnv1a(uuid, strlen(uuid)) | 1;
 }
 
 static struct plan_entry *

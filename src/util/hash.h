@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum hash_alg { HASH_SHA1, HASH_SHA224, HASH_SHA256 };
 
@@ -53,5 +54,29 @@ size_t hash_size(enum hash_alg alg);
 int hash_parse(const char *s, enum hash_alg *alg);
 /* Write 2*n lowercase hex digits of ${p} and a NUL into ${out}. */
 void hash_hex(const unsigned char *p, size_t n, char *out);
+
+/*
+ * FNV-1a, 64 bits: the hash of names and keys for in-memory tables, not
+ * a checksum.  The hash of a prefix is a step of the whole's, so one pass
+ * can hash every prefix (fnv1a_step from FNV1A_INIT).
+ */
+#define FNV1A_INIT UINT64_C(0xcbf29ce484222325)
+
+static inline uint64_t
+fnv1a_step(uint64_t h, unsigned char c)
+{
+	return (h ^ c) * UINT64_C(0x100000001b3);
+}
+
+static inline uint64_t
+fnv1a(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	uint64_t h = FNV1A_INIT;
+
+	for (size_t i = 0; i < n; i++)
+		h = fnv1a_step(h, c[i]);
+	return h;
+}
 
 #endif
